@@ -1,0 +1,47 @@
+"""The `BlobStore` protocol: bytes keyed by server-made ids, streamed in and out.
+
+A write goes to a temporary place and becomes visible under its key only on `commit`;
+`abort` removes every trace of it. Readers never see half a blob.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+
+class BlobNotFound(Exception):
+    """No blob under this key."""
+
+
+class BlobStoreError(Exception):
+    """The store failed (disk full, permission, I/O error). Retrying may help."""
+
+
+class BlobWriter(Protocol):
+    async def write(self, data: bytes) -> None: ...
+
+    async def commit(self, key: str) -> None:
+        """Make the written bytes visible under `key`, durably."""
+
+    def abort(self) -> None:
+        """Forget the written bytes. Synchronous, so it still runs in a cancelled task."""
+
+
+class BlobStore(Protocol):
+    async def writer(self) -> BlobWriter: ...
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes `start` up to `end` (exclusive) of a blob, in chunks.
+
+        Raises `BlobNotFound` here, before the first chunk, so callers can still answer an error.
+        """
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob; a missing key is not an error."""
+
+    async def check_writable(self) -> None:
+        """Raise `BlobStoreError` unless a blob could be written now."""
+
+    async def remove_stale_temporaries(self, idle_seconds: float) -> int:
+        """Remove writes abandoned by crashed processes; returns how many were removed."""
+
+    async def aclose(self) -> None: ...

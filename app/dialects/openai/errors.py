@@ -1,0 +1,50 @@
+"""Domain errors as OpenAI error JSON: `{"error": {"message", "type", "param", "code"}}`.
+
+No permanent failure may use a status the SDK retries (408, 409, 429, 5xx), see spec §5.3.
+"""
+
+from fastapi.responses import JSONResponse
+
+from app import errors
+
+# Most specific class first: the first `isinstance` match wins.
+STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
+    (errors.Unauthenticated, 401, "invalid_request_error"),
+    (errors.RouteNotFound, 404, "invalid_request_error"),
+    (errors.NotFound, 404, "invalid_request_error"),
+    (errors.InvalidRequest, 400, "invalid_request_error"),
+    (errors.UnsupportedMediaType, 415, "invalid_request_error"),
+    (errors.RequestTooLarge, 413, "invalid_request_error"),
+    (errors.StorageUnavailable, 503, "server_error"),
+]
+
+
+def status_and_type(exc: errors.FileDockError) -> tuple[int, str]:
+    for cls, status, error_type in STATUS_AND_TYPE:
+        if isinstance(exc, cls):
+            return status, error_type
+    return 500, "server_error"
+
+
+def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONResponse:
+    status, error_type = status_and_type(exc)
+    body = {"error": {"message": exc.message, "type": error_type, "param": exc.param, "code": exc.code}}
+    headers = {"x-request-id": request_id} if request_id else {}
+    if isinstance(exc, errors.StorageUnavailable):
+        headers["retry-after"] = str(exc.retry_after_seconds)
+        headers["retry-after-ms"] = str(exc.retry_after_seconds * 1000)
+    if isinstance(exc, errors.RequestTooLarge):
+        headers["connection"] = "close"  # the body was not read; the connection cannot be reused
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def server_error_response(request_id: str | None) -> JSONResponse:
+    body = {
+        "error": {
+            "message": "The server had an error while processing your request. Sorry about that!",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    return JSONResponse(body, status_code=500, headers={"x-request-id": request_id} if request_id else {})

@@ -1,0 +1,98 @@
+"""Read `POST /files`' multipart body: fields, then the file streamed into the blob store.
+
+The SDK sends `purpose` and `expires_after[…]` before the `file` part, so the checks that need
+no bytes run before the first byte is stored. Validation order (spec §2.2): purpose, file,
+expires_after, extension, size, content.
+"""
+
+import json
+
+from fastapi import Request
+
+from app import purposes
+from app.errors import InvalidRequest, RequestTooLarge
+from app.headers import display_filename
+from app.metadata.store import FileRecord
+from app.multipart import FormReader, boundary_of
+from app.service import FileService, StagedBlob
+
+# Room for the multipart framing and text fields around the largest accepted file.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+
+
+async def create_file_from_form(request: Request, service: FileService) -> FileRecord:
+    _refuse_oversized_body(request, service)
+    form = FormReader(request.stream(), boundary_of(request.headers.get("content-type")))
+    fields: dict[str, str] = {}
+    staged: StagedBlob | None = None
+    filename = "upload"
+    try:
+        async for part in form.parts():
+            if part.name != "file":
+                fields[part.name] = await form.read_text(part.name)
+                continue
+            if staged is not None:
+                raise InvalidRequest("Expected exactly one 'file' part.", param="file")
+            filename = display_filename(part.filename)
+            staged = await service.receive(
+                form.chunks(), purpose=_checks_before_bytes(fields, filename, service)
+            )
+        purpose = purposes.check_purpose(fields.get("purpose"))
+        if staged is None:
+            raise InvalidRequest(
+                "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
+            )
+        expires_after = _expires_after(fields)
+        purposes.check_extension(purpose, filename, service.settings)
+        ready, staged = staged, None  # create_file owns it from here
+        return await service.create_file(
+            ready, filename=filename, purpose=purpose, expires_after=expires_after
+        )
+    except InvalidRequest:
+        # Read (and drop) the rest of the body, so the client gets our 400 instead of a reset
+        # connection, which the SDK would retry.
+        await form.discard_rest(max_bytes=service.settings.max_file_bytes)
+        raise
+    finally:
+        if staged is not None:
+            staged.discard()
+
+
+def _refuse_oversized_body(request: Request, service: FileService) -> None:
+    declared = request.headers.get("content-length", "")
+    limit = service.settings.max_file_bytes + FORM_OVERHEAD_BYTES
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(
+            f"Request body is too large: {declared} bytes. Files can be at most "
+            f"{service.settings.max_file_bytes} bytes."
+        )
+
+
+def _checks_before_bytes(fields: dict[str, str], filename: str, service: FileService) -> str | None:
+    """Run every check that needs no bytes; the purpose if it is known yet."""
+    if "purpose" not in fields:
+        return None  # a client that sends the file first: checked once the form is read
+    purpose = purposes.check_purpose(fields["purpose"])
+    _expires_after(fields)
+    purposes.check_extension(purpose, filename, service.settings)
+    return purpose
+
+
+def _expires_after(fields: dict[str, str]) -> int | None:
+    """`expires_after[anchor]`/`[seconds]` as the SDK flattens it, or one JSON field."""
+    if "expires_after" in fields:
+        try:
+            value = json.loads(fields["expires_after"])
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise InvalidRequest(
+                "Invalid 'expires_after': expected an object with 'anchor' and 'seconds'.",
+                param="expires_after",
+            )
+        return purposes.check_expires_after(value.get("anchor"), value.get("seconds"))
+    anchor = fields.get("expires_after[anchor]")
+    seconds = fields.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    return purposes.check_expires_after(anchor, seconds)

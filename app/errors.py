@@ -1,0 +1,69 @@
+"""Domain errors, free of any dialect. Each dialect renders them in its own error JSON.
+
+FileDockError
+├── Unauthenticated          no or wrong API key
+├── NotFound                 an id that does not exist (or is hidden, expired, deleted)
+│   └── FileNotFound
+├── InvalidRequest           a client mistake in a parameter or the body
+│   ├── FileTooLarge         the file crossed its size limit while streaming in
+│   └── DownloadRefused      vendor download policy refuses this purpose
+├── UnsupportedMediaType     the body is not of the expected content type
+├── RequestTooLarge          the declared Content-Length is over every limit
+├── RouteNotFound            no such route or method
+└── StorageUnavailable       the database or blob store failed; retrying may help
+"""
+
+
+class FileDockError(Exception):
+    """Base of every error a client can see."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class Unauthenticated(FileDockError):
+    pass
+
+
+class NotFound(FileDockError):
+    pass
+
+
+class FileNotFound(NotFound):
+    def __init__(self, file_id: str) -> None:
+        super().__init__(f"No such File object: {file_id}", param="id")
+        self.file_id = file_id
+
+
+class InvalidRequest(FileDockError):
+    pass
+
+
+class FileTooLarge(InvalidRequest):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="file", code="file_too_large")
+
+
+class DownloadRefused(InvalidRequest):
+    pass
+
+
+class UnsupportedMediaType(FileDockError):
+    pass
+
+
+class RequestTooLarge(FileDockError):
+    pass
+
+
+class RouteNotFound(FileDockError):
+    pass
+
+
+class StorageUnavailable(FileDockError):
+    """The metadata or blob store failed. Clients may retry."""
+
+    retry_after_seconds = 1

@@ -1,0 +1,19 @@
+"""Server-made identifiers. Ids from clients are validated here before they reach SQL or a path."""
+
+import re
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+_ID_BODY_LENGTH = 24
+_OPENAI_FILE_ID = re.compile(r"file-[A-Za-z0-9]{1,64}")
+
+
+def new_file_id() -> str:
+    """`file-` and 24 random base62 characters (~143 bits), as the OpenAI dialect shows them."""
+    return "file-" + "".join(secrets.choice(_ALPHABET) for _ in range(_ID_BODY_LENGTH))
+
+
+def is_valid_file_id(value: str) -> bool:
+    """True when `value` could be an id we issued; anything else cannot name a file."""
+    return _OPENAI_FILE_ID.fullmatch(value) is not None

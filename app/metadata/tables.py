@@ -1,0 +1,47 @@
+"""The SQL schema, the one source Alembic migrations are written from."""
+
+from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid; PostgreSQL gets BIGINT.
+SequenceKey = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FileRow(Base):
+    """A live file. `seq` is unique and monotonic: with `created_at` it orders lists totally."""
+
+    __tablename__ = "files"
+
+    seq: Mapped[int] = mapped_column(SequenceKey, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(1024))
+    purpose: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    status_details: Mapped[str | None] = mapped_column(String(1024))
+    mime_type: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        Index("ix_files_created_at_seq", "created_at", "seq"),
+        Index("ix_files_purpose_created_at_seq", "purpose", "created_at", "seq"),
+        Index("ix_files_expires_at", "expires_at"),
+    )
+
+
+class FileTombstone(Base):
+    """Where a deleted or expired file sat in list order, so `after=<that id>` still pages on."""
+
+    __tablename__ = "file_tombstones"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -1,0 +1,177 @@
+"""A pull-style reader of `multipart/form-data` straight off the request stream.
+
+Starlette's `request.form()` spools each file to a temporary file before the route runs; we
+want bytes to flow from the socket to the blob store in one pass, in bounded memory. The
+parsing itself is python-multipart's push parser; this module turns its callbacks into
+`async for part in form.parts()` and `async for chunk in form.chunks()`.
+"""
+
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from app.errors import InvalidRequest, UnsupportedMediaType
+from app.headers import parse_disposition_params
+
+MAX_PARTS = 32
+MAX_FIELD_BYTES = 64 * 1024
+MAX_PART_HEADER_BYTES = 16 * 1024
+
+
+class MalformedForm(InvalidRequest):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Invalid multipart/form-data request body: {detail}")
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    filename: str | None  # None when the part has no filename parameter at all
+    content_type: str | None
+
+
+def boundary_of(content_type: str | None) -> bytes:
+    """The boundary of a multipart/form-data Content-Type, or a 415/400 saying what is wrong."""
+    media_type, params = parse_options_header(content_type or "")
+    if media_type != b"multipart/form-data":
+        raise UnsupportedMediaType(
+            f"Expected a multipart/form-data request body, got Content-Type {(content_type or 'none')!r}."
+        )
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise MalformedForm("the Content-Type header has no boundary parameter.")
+    return boundary
+
+
+class FormReader:
+    def __init__(self, body: AsyncIterator[bytes], boundary: bytes) -> None:
+        self._body = body
+        self._events: deque[tuple[str, Any]] = deque()
+        self._input_done = False
+        self._in_part = False
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        try:
+            self._parser = MultipartParser(boundary, self._callbacks(), max_header_size=MAX_PART_HEADER_BYTES)
+        except ValueError as exc:
+            raise MalformedForm(str(exc)) from None
+
+    def _callbacks(self) -> Any:
+        events = self._events
+
+        def on_header_field(data: bytes, start: int, end: int) -> None:
+            self._header_field += data[start:end]
+
+        def on_header_value(data: bytes, start: int, end: int) -> None:
+            self._header_value += data[start:end]
+
+        def on_header_end() -> None:
+            events.append(("header", (bytes(self._header_field), bytes(self._header_value))))
+            self._header_field.clear()
+            self._header_value.clear()
+
+        return {
+            "on_part_begin": lambda: events.append(("begin", None)),
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": lambda: events.append(("headers_done", None)),
+            "on_part_data": lambda data, start, end: events.append(("data", data[start:end])),
+            "on_part_end": lambda: events.append(("end", None)),
+            "on_end": lambda: events.append(("done", None)),
+        }
+
+    async def _next_event(self) -> tuple[str, Any]:
+        while not self._events:
+            if self._input_done:
+                raise MalformedForm("the body ended before the closing boundary.")
+            try:
+                chunk = await anext(self._body)
+            except StopAsyncIteration:
+                self._input_done = True
+                self._feed(None)
+                continue
+            if chunk:
+                self._feed(chunk)
+        return self._events.popleft()
+
+    def _feed(self, chunk: bytes | None) -> None:
+        try:
+            if chunk is None:
+                self._parser.finalize()
+            else:
+                self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise MalformedForm(str(exc)) from None
+
+    async def parts(self) -> AsyncIterator[Part]:
+        """Each part in order; unread data of a part is skipped when the next is requested."""
+        count = 0
+        while True:
+            kind, _ = await self._next_event()
+            if kind == "done":
+                return
+            if kind != "begin":
+                continue
+            count += 1
+            if count > MAX_PARTS:
+                raise MalformedForm(f"more than {MAX_PARTS} parts.")
+            part = await self._read_headers()
+            self._in_part = True
+            yield part
+            async for _ in self.chunks():
+                pass  # the caller did not want this part's data
+
+    async def _read_headers(self) -> Part:
+        headers: dict[str, str] = {}
+        while (event := await self._next_event())[0] != "headers_done":
+            if event[0] == "header":
+                field, value = event[1]
+                headers[field.decode("latin-1").lower()] = value.decode("utf-8", errors="replace")
+        disposition = headers.get("content-disposition")
+        if disposition is None:
+            raise MalformedForm("a part has no Content-Disposition header.")
+        params = parse_disposition_params(disposition)
+        return Part(
+            name=params.get("name", ""),
+            filename=params.get("filename"),
+            content_type=headers.get("content-type"),
+        )
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The data of the current part, chunk by chunk, as it arrives."""
+        while self._in_part:
+            kind, data = await self._next_event()
+            if kind == "data":
+                yield data
+            elif kind == "end":
+                self._in_part = False
+
+    async def read_text(self, name: str) -> str:
+        """A text field's value, refused above `MAX_FIELD_BYTES`."""
+        value = bytearray()
+        async for chunk in self.chunks():
+            value += chunk
+            if len(value) > MAX_FIELD_BYTES:
+                raise InvalidRequest(
+                    f"Form field '{name}' is longer than {MAX_FIELD_BYTES} bytes.", param=name
+                )
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"Form field '{name}' is not valid UTF-8.", param=name) from None
+
+    async def discard_rest(self, max_bytes: int) -> None:
+        """Read and drop what is left of the body, up to `max_bytes`; stored nowhere."""
+        if self._input_done:
+            return
+        dropped = 0
+        async for chunk in self._body:
+            dropped += len(chunk)
+            if dropped > max_bytes:
+                return
+        self._input_done = True

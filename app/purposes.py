@@ -1,0 +1,168 @@
+"""What each OpenAI purpose accepts: extensions, size limits, default expiry, content checks."""
+
+import json
+import mimetypes
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from app.errors import FileTooLarge, InvalidRequest
+from app.settings import Settings
+
+CREATABLE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+# Produced by the real service only; valid as list filters, never on create.
+SERVER_PURPOSES = ("assistants_output", "batch_output", "fine-tune-results")
+IMAGE_EXTENSIONS = (".gif", ".jpeg", ".jpg", ".png", ".webp")
+JSONL_PURPOSES = ("batch", "fine-tune", "evals")
+BATCH_DEFAULT_EXPIRY_SECONDS = 30 * 86400
+# Purposes whose content the real API refuses to return (vendor download policy).
+UNDOWNLOADABLE_PURPOSES = ("assistants", "user_data")
+
+
+def check_purpose(purpose: str | None) -> str:
+    if not purpose:
+        raise InvalidRequest(
+            "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+        )
+    if purpose not in CREATABLE_PURPOSES:
+        allowed = ", ".join(f"'{p}'" for p in CREATABLE_PURPOSES)
+        raise InvalidRequest(f"'{purpose}' is not one of [{allowed}] - 'purpose'", param="purpose")
+    return purpose
+
+
+def check_extension(purpose: str, filename: str, settings: Settings) -> None:
+    """Refuse a filename whose extension the purpose does not accept (the real API's rule)."""
+    extension = PurePosixPath(filename).suffix.lower()
+    if purpose == "batch" and extension != ".jsonl":
+        raise InvalidRequest("Invalid file format for Batch API. Must be .jsonl")
+    if purpose in ("fine-tune", "evals") and extension != ".jsonl":
+        raise InvalidRequest("Invalid file format for Fine-Tuning API. Must be .jsonl")
+    allowed = {
+        "vision": IMAGE_EXTENSIONS,
+        "assistants": tuple(settings.assistants_extensions),
+    }.get(purpose)
+    if allowed and extension not in allowed:
+        raise InvalidRequest(
+            f"Files with extensions [{extension or 'none'}] are not supported for purpose '{purpose}'. "
+            f"Supported: {' '.join(allowed)}."
+        )
+
+
+def size_limit(purpose: str | None, settings: Settings) -> int:
+    """The most bytes a file of this purpose may have; the global maximum when purpose is unknown."""
+    if purpose == "batch":
+        return min(settings.max_batch_file_bytes, settings.max_file_bytes)
+    return settings.max_file_bytes
+
+
+def too_large(size: int, purpose: str | None, limit: int) -> FileTooLarge:
+    scope = f"for purpose '{purpose}'" if purpose else "per file"
+    return FileTooLarge(f"File is too large: over {limit} bytes. Maximum {scope} is {limit} bytes.")
+
+
+def default_expiry_seconds(purpose: str) -> int | None:
+    return BATCH_DEFAULT_EXPIRY_SECONDS if purpose == "batch" else None
+
+
+def guess_mime_type(filename: str) -> str:
+    mime, _ = mimetypes.guess_type(filename, strict=False)
+    return mime or "application/octet-stream"
+
+
+@dataclass
+class JsonlChecker:
+    """Checks a batch file on the way in: UTF-8, one JSON object per non-empty line.
+
+    Fed chunk by chunk; holds at most one line (bounded by `max_line_bytes`) in memory.
+    """
+
+    max_line_bytes: int
+    _partial: bytearray | None = None
+    _line_number: int = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self._partial is None:
+            self._partial = bytearray()
+        self._partial += chunk
+        start = 0
+        while (end := self._partial.find(b"\n", start)) != -1:
+            self._check_line(bytes(self._partial[start:end]))
+            start = end + 1
+        del self._partial[:start]
+        if len(self._partial) > self.max_line_bytes:
+            raise InvalidRequest(
+                f"Invalid file for Batch API: line {self._line_number + 1} is longer than "
+                f"{self.max_line_bytes} bytes."
+            )
+
+    def finish(self) -> None:
+        if self._partial:
+            self._check_line(bytes(self._partial))
+        self._partial = None
+
+    def _check_line(self, line: bytes) -> None:
+        self._line_number += 1
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest("Invalid file for Batch API. Must be utf-8 encoded") from None
+        if not text.strip():
+            return
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise InvalidRequest(
+                f"Invalid file for Batch API: line {self._line_number} is not a JSON object."
+            )
+
+
+def content_checker(purpose: str, settings: Settings) -> Callable[[], JsonlChecker] | None:
+    """A factory for the streaming content check a purpose needs, if any."""
+    if purpose == "batch":
+        return lambda: JsonlChecker(settings.max_batch_line_bytes)
+    return None
+
+
+MIN_EXPIRES_AFTER_SECONDS = 3600
+MAX_EXPIRES_AFTER_SECONDS = 30 * 86400
+
+
+def check_expires_after(anchor: str | None, seconds: object) -> int:
+    """Validate `expires_after` and return its seconds."""
+    if anchor != "created_at":
+        raise InvalidRequest(
+            f"Invalid value: '{anchor}'. Supported values are: 'created_at'.",
+            param="expires_after.anchor",
+            code="invalid_value",
+        )
+    if isinstance(seconds, bool) or not isinstance(seconds, int | str):
+        raise _bad_seconds(seconds)
+    try:
+        value = int(seconds)
+    except ValueError:
+        raise _bad_seconds(seconds) from None
+    if value < MIN_EXPIRES_AFTER_SECONDS:
+        raise InvalidRequest(
+            "Invalid 'expires_after.seconds': integer below minimum value. "
+            f"Expected a value >= {MIN_EXPIRES_AFTER_SECONDS}, but got {value} instead.",
+            param="expires_after.seconds",
+            code="integer_below_min_value",
+        )
+    if value > MAX_EXPIRES_AFTER_SECONDS:
+        raise InvalidRequest(
+            "Invalid 'expires_after.seconds': integer above maximum value. "
+            f"Expected a value <= {MAX_EXPIRES_AFTER_SECONDS}, but got {value} instead.",
+            param="expires_after.seconds",
+            code="integer_above_max_value",
+        )
+    return value
+
+
+def _bad_seconds(seconds: object) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid type for 'expires_after.seconds': expected an integer, but got {seconds!r} instead.",
+        param="expires_after.seconds",
+        code="invalid_type",
+    )

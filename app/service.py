@@ -1,0 +1,203 @@
+"""`FileService`: the one place for the rules about files, called by every dialect.
+
+Writes put the blob first (under a temporary name), then commit the row; a failure in between
+removes the blob. Deletes remove the row first, then the blob, so a crash can leave at worst an
+unreferenced blob, never a row without bytes.
+"""
+
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from app import ids, purposes
+from app.blobs import BlobNotFound, BlobStore, BlobStoreError, BlobWriter
+from app.errors import DownloadRefused, FileNotFound, InvalidRequest, NotFound, StorageUnavailable
+from app.metadata.store import CursorNotFound, FileRecord, MetadataStore, Order
+from app.settings import DownloadPolicy, Settings
+
+log = logging.getLogger("filedock.service")
+
+
+@dataclass
+class StagedBlob:
+    """Bytes received into a temporary blob, not yet visible to anyone."""
+
+    writer: BlobWriter
+    size: int = 0
+    sha256: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    checked_for: str | None = None  # the purpose whose content check already ran on the way in
+
+    def discard(self) -> None:
+        self.writer.abort()
+
+
+class FileService:
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metadata = metadata
+        self.blobs = blobs
+        self._clock = clock
+
+    def now(self) -> int:
+        return int(self._clock())
+
+    async def receive(self, chunks: AsyncIterator[bytes], *, purpose: str | None) -> StagedBlob:
+        """Stream a file into a temporary blob, stopping as soon as it crosses its size limit.
+
+        With `purpose` known, the purpose's content check runs on the way in as well.
+        """
+        limit = purposes.size_limit(purpose, self.settings)
+        make_checker = purposes.content_checker(purpose, self.settings) if purpose else None
+        checker = make_checker() if make_checker else None
+        staged = StagedBlob(await self._writer())
+        try:
+            async for chunk in chunks:
+                staged.size += len(chunk)
+                if staged.size > limit:
+                    raise purposes.too_large(staged.size, purpose, limit)
+                staged.sha256.update(chunk)
+                if checker:
+                    checker.feed(chunk)
+                await self._write(staged.writer, chunk)
+            if checker:
+                checker.finish()
+            staged.checked_for = purpose
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
+
+    async def create_file(
+        self, staged: StagedBlob, *, filename: str, purpose: str, expires_after: int | None
+    ) -> FileRecord:
+        """Check a received file against its purpose and make it a File. Consumes `staged`."""
+        try:
+            limit = purposes.size_limit(purpose, self.settings)
+            if staged.size > limit:
+                raise purposes.too_large(staged.size, purpose, limit)
+            if staged.checked_for != purpose and purposes.content_checker(purpose, self.settings):
+                # The content check runs while bytes stream in, so it needs the purpose first.
+                raise InvalidRequest(
+                    f"For purpose '{purpose}', send the 'purpose' field before the 'file' part.",
+                    param="purpose",
+                )
+            now = self.now()
+            lifetime = (
+                expires_after if expires_after is not None else purposes.default_expiry_seconds(purpose)
+            )
+            record = FileRecord(
+                id=ids.new_file_id(),
+                filename=filename,
+                purpose=purpose,
+                bytes=staged.size,
+                created_at=now,
+                expires_at=now + lifetime if lifetime is not None else None,
+                status="processed",
+                status_details=None,
+                mime_type=purposes.guess_mime_type(filename),
+                sha256=staged.sha256.hexdigest(),
+                blob_key=ids.new_file_id().removeprefix("file-"),
+            )
+            await self._commit(staged.writer, record.blob_key)
+        except BaseException:
+            staged.discard()
+            raise
+        return await self._insert_or_remove_blob(record)
+
+    async def _insert_or_remove_blob(self, record: FileRecord) -> FileRecord:
+        try:
+            return await self.metadata.insert_file(record)
+        except BaseException:
+            await self._delete_blob(record.blob_key)
+            raise
+
+    async def get_file(self, file_id: str) -> FileRecord:
+        record = None
+        if ids.is_valid_file_id(file_id):
+            record = await self.metadata.get_file(file_id, self.now())
+        if record is None:
+            raise FileNotFound(file_id)
+        return record
+
+    async def list_files(
+        self, *, purpose: str | None, after: str | None, limit: int, order: Order
+    ) -> tuple[list[FileRecord], bool]:
+        try:
+            return await self.metadata.list_files(
+                purpose=purpose, after=after, limit=limit, order=order, now=self.now()
+            )
+        except CursorNotFound:
+            raise NotFound("Resource not found.", param="after") from None
+
+    async def delete_file(self, file_id: str) -> FileRecord:
+        record = None
+        if ids.is_valid_file_id(file_id):
+            record = await self.metadata.delete_file(file_id, self.now())
+        if record is None:
+            raise FileNotFound(file_id)
+        await self._delete_blob(record.blob_key)
+        return record
+
+    async def open_content(self, file_id: str) -> tuple[FileRecord, AsyncIterator[bytes]]:
+        """The file and its bytes, opened: every failure happens here, before headers go out."""
+        record = await self.get_file(file_id)
+        policy = self.settings.download_policy
+        if policy is DownloadPolicy.VENDOR and record.purpose in purposes.UNDOWNLOADABLE_PURPOSES:
+            raise DownloadRefused(f"Not allowed to download files of purpose: {record.purpose}")
+        try:
+            return record, await self.blobs.open(record.blob_key)
+        except BlobNotFound:
+            log.error("file %s has a row but no blob %s", record.id, record.blob_key)
+            raise StorageUnavailable("The file's bytes are missing from the blob store.") from None
+        except BlobStoreError as exc:
+            raise StorageUnavailable("The blob store is unavailable. Please retry.") from exc
+
+    async def sweep(self) -> None:
+        """Remove expired files, stale temporaries and old tombstones. Safe to run concurrently."""
+        now = self.now()
+        while expired := await self.metadata.take_expired(now):
+            for record in expired:
+                await self._delete_blob(record.blob_key)
+            log.info("removed %d expired files", len(expired))
+        await self.metadata.purge_tombstones(now - self.settings.tombstone_retention_seconds)
+        removed = await self.blobs.remove_stale_temporaries(self.settings.stale_temp_seconds)
+        if removed:
+            log.info("removed %d abandoned temporary uploads", removed)
+
+    async def check_ready(self) -> None:
+        await self.metadata.ping()
+        try:
+            await self.blobs.check_writable()
+        except BlobStoreError as exc:
+            raise StorageUnavailable(f"The blob store is not writable: {exc}") from exc
+
+    async def _writer(self) -> BlobWriter:
+        try:
+            return await self.blobs.writer()
+        except BlobStoreError as exc:
+            raise StorageUnavailable("The blob store is unavailable. Please retry.") from exc
+
+    async def _write(self, writer: BlobWriter, chunk: bytes) -> None:
+        try:
+            await writer.write(chunk)
+        except BlobStoreError as exc:
+            raise StorageUnavailable("The blob store could not store the file. Please retry.") from exc
+
+    async def _commit(self, writer: BlobWriter, key: str) -> None:
+        try:
+            await writer.commit(key)
+        except BlobStoreError as exc:
+            raise StorageUnavailable("The blob store could not store the file. Please retry.") from exc
+
+    async def _delete_blob(self, key: str) -> None:
+        with contextlib.suppress(BlobStoreError):  # a leftover blob is debris for gc, not a failure
+            await self.blobs.delete(key)

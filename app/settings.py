@@ -1,0 +1,96 @@
+"""Every FileDock setting, read from `FILEDOCK_*` environment variables or given explicitly.
+
+`Settings()` reads the environment; tests and the CLI pass values as keyword arguments, which
+take precedence. Nothing here runs at import time.
+"""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+# The file_search formats of OpenAI's docs (spec §4.1).
+DEFAULT_ASSISTANTS_EXTENSIONS = (
+    *(".c", ".cs", ".cpp", ".doc", ".docx", ".html", ".java", ".json", ".md", ".pdf"),
+    *(".php", ".pptx", ".py", ".rb", ".tex", ".txt", ".css", ".js", ".sh", ".ts"),
+)
+
+
+class DownloadPolicy(StrEnum):
+    PERMISSIVE = "permissive"  # every file can be downloaded (a self-hosted store's default)
+    VENDOR = "vendor"  # refuse downloads exactly where the real API refuses them
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FILEDOCK_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
+    data_dir: Path = Field(Path("data"), description="Directory holding the SQLite database and blobs.")
+    database_url: str = Field(
+        "", description="SQLAlchemy async URL. Default: SQLite at <data_dir>/filedock.db."
+    )
+    blob_url: str = Field("", description="Where bytes live. Default: file://<data_dir>/blobs.")
+    workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
+    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated accepted API keys. Empty: any key (or none) is accepted.",
+    )
+    max_file_bytes: int = Field(512 * MiB, ge=0, description="Largest file accepted by POST /files.")
+    max_batch_file_bytes: int = Field(200 * MiB, ge=0, description="Largest file for purpose=batch.")
+    max_batch_line_bytes: int = Field(
+        16 * MiB, ge=1024, description="Longest single JSONL line checked in a batch file."
+    )
+    assistants_extensions: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_ASSISTANTS_EXTENSIONS),
+        description="Comma-separated extensions accepted for purpose=assistants; empty accepts any.",
+    )
+    download_policy: DownloadPolicy = Field(
+        DownloadPolicy.PERMISSIVE, description="`permissive` or `vendor` (refuse as the real API does)."
+    )
+    sweep_interval_seconds: float = Field(
+        60.0, gt=0, description="How often expired files and stale temporary files are removed."
+    )
+    stale_temp_seconds: int = Field(
+        3600, ge=1, description="A temporary upload file idle this long is debris and is removed."
+    )
+    tombstone_retention_seconds: int = Field(
+        7 * 86400, ge=0, description="How long a deleted id still works as a list cursor (`after`)."
+    )
+    fsync: bool = Field(True, description="fsync each blob before it becomes visible.")
+
+    @field_validator("api_keys", "assistants_extensions", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("assistants_extensions")
+    @classmethod
+    def _normalise_extensions(cls, value: list[str]) -> list[str]:
+        return [ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in value]
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_async_driver(cls, value: str) -> str:
+        for plain, async_scheme in (
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
+            if value.startswith(plain):
+                return value.replace(plain, async_scheme, 1)
+        return value
+
+    @model_validator(mode="after")
+    def _default_locations(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir.absolute() / 'filedock.db'}"
+        if not self.blob_url:
+            self.blob_url = (self.data_dir.absolute() / "blobs").as_uri()
+        return self

@@ -1,0 +1,101 @@
+"""Start real servers for tests: `filedock serve` on a free loopback port, stopped by pid.
+
+Uses only the standard library and httpx, so the front-door tests also run from a second
+virtual environment that holds another openai SDK version and not FileDock itself.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+FILEDOCK_BIN = os.environ.get("FILEDOCK_BIN") or str(ROOT / ".venv" / "bin" / "filedock")
+START_DEADLINE_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_environment(**settings: str) -> dict[str, str]:
+    """The test process's environment without FILEDOCK_* variables, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FILEDOCK_")}
+    env.update({f"FILEDOCK_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+@dataclass
+class FileDockServer:
+    data_dir: Path
+    settings: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def start(self) -> "FileDockServer":
+        self.port = free_port()
+        log = open(self.data_dir.parent / f"{self.data_dir.name}-server.log", "ab")  # noqa: SIM115
+        command = [FILEDOCK_BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.process = subprocess.Popen(
+            [*command, "--data-dir", str(self.data_dir)],
+            env=clean_environment(log_level="warning", **self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"filedock exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"filedock did not answer /healthz within {START_DEADLINE_SECONDS} s")
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}-server.log"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> "FileDockServer":
+        self.stop()
+        return self.start()
+
+    def leftovers(self) -> list[Path]:
+        """Files in the blob store's temporary directory: debris from unfinished uploads."""
+        return sorted((self.data_dir / "blobs" / "tmp").glob("*"))
+
+    def blob_files(self) -> list[Path]:
+        root = self.data_dir / "blobs"
+        return sorted(p for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp")
