@@ -47,7 +47,7 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the SQLite database and blobs [env FILEDOCK_DATA_DIR; default ./data].",
 )
-@click.option("--workers", type=int, help="Worker processes [env FILEDOCK_WORKERS; default 1].")
+@click.option("--workers", type=int, help="Worker processes [env FILEDOCK_WORKERS; default: CPU count].")
 @click.option("--log-level", help="debug, info, warning or error [env FILEDOCK_LOG_LEVEL; default info].")
 def serve(
     host: str | None, port: int | None, data_dir: Path | None, workers: int | None, log_level: str | None

@@ -3,14 +3,17 @@
 FileDockError
 ├── Unauthenticated          no or wrong API key
 ├── NotFound                 an id that does not exist (or is hidden, expired, deleted)
-│   └── FileNotFound
+│   ├── FileNotFound
+│   └── UploadNotFound
 ├── InvalidRequest           a client mistake in a parameter or the body
 │   ├── FileTooLarge         the file crossed its size limit while streaming in
 │   └── DownloadRefused      vendor download policy refuses this purpose
 ├── UnsupportedMediaType     the body is not of the expected content type
 ├── RequestTooLarge          the declared Content-Length is over every limit
+├── RangeNotSatisfiable      a Range that starts past the end of the file
 ├── RouteNotFound            no such route or method
 └── StorageUnavailable       the database or blob store failed; retrying may help
+    └── UploadBusy           another request is completing this Upload; the retry sees the result
 """
 
 
@@ -38,6 +41,12 @@ class FileNotFound(NotFound):
         self.file_id = file_id
 
 
+class UploadNotFound(NotFound):
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"No such Upload object: {upload_id}", param="upload_id")
+        self.upload_id = upload_id
+
+
 class InvalidRequest(FileDockError):
     pass
 
@@ -59,6 +68,12 @@ class RequestTooLarge(FileDockError):
     pass
 
 
+class RangeNotSatisfiable(FileDockError):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"Requested range not satisfiable: the file has {size} bytes.")
+        self.size = size
+
+
 class RouteNotFound(FileDockError):
     pass
 
@@ -67,3 +82,8 @@ class StorageUnavailable(FileDockError):
     """The metadata or blob store failed. Clients may retry."""
 
     retry_after_seconds = 1
+
+
+class UploadBusy(StorageUnavailable):
+    """Another request is completing this Upload. A 503 the SDK retries (never a 409, see
+    spec §5.3), and the retry gets the completed Upload or the reason it failed."""

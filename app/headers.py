@@ -52,3 +52,66 @@ def content_disposition(filename: str) -> str:
     if fallback != filename:
         header += f"; filename*=UTF-8''{quote(filename, safe='')}"
     return header
+
+
+class MalformedRange(Exception):
+    """A Range header we do not serve (bad syntax, another unit, several ranges): send it all.
+
+    RFC 9110 §14.2 lets a server ignore such a header and answer 200 with the whole file.
+    """
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"ignored Range header {value!r}")
+        self.value = value
+
+
+class UnsatisfiableRange(Exception):
+    """A well-formed Range with no byte inside the file: 416, `Content-Range: bytes */size`."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"no byte of the range lies within {size} bytes")
+        self.size = size
+
+
+# One range only: `bytes=a-b`, `bytes=a-` or `bytes=-n`; the unit is case-insensitive.
+_SINGLE_BYTE_RANGE = re.compile(r"bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)", re.IGNORECASE)
+
+
+def parse_range(value: str, size: int) -> tuple[int, int]:
+    """A single byte range of a `size`-byte file as `(start, end_exclusive)` (RFC 9110 §14.1.2).
+
+    The end is clipped to the file. A suffix range of an empty file gives `(0, 0)`: satisfiable
+    by the RFC's rule, but with nothing to slice, so callers answer with the whole (empty) file.
+    """
+    match = _SINGLE_BYTE_RANGE.fullmatch(value.strip())
+    if match is None or not (match[1] or match[2]):
+        raise MalformedRange(value)
+    first, last = match[1], match[2]
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
+            raise UnsatisfiableRange(size)
+        return max(0, size - suffix), size
+    start = int(first)
+    if last and int(last) < start:
+        raise MalformedRange(value)  # an invalid range-spec: the header is ignored
+    if start >= size:
+        raise UnsatisfiableRange(size)
+    return start, size if not last else min(int(last) + 1, size)
+
+
+def quoted_etag(sha256: str) -> str:
+    """A strong ETag from the stored content hash: equal tags mean equal bytes."""
+    return f'"{sha256}"'
+
+
+def if_none_match_hits(header: str, etag: str) -> bool:
+    """True when If-None-Match names our ETag or `*` (weak comparison, RFC 9110 §13.1.2)."""
+    tags = [tag.strip() for tag in header.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+
+
+def if_range_allows(header: str, etag: str) -> bool:
+    """True when If-Range lets the Range through: only our exact strong ETag does; a date never
+    does, since we send no Last-Modified."""
+    return header.strip() == etag

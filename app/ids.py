@@ -7,6 +7,12 @@ import string
 _ALPHABET = string.ascii_letters + string.digits
 _ID_BODY_LENGTH = 24
 _OPENAI_FILE_ID = re.compile(r"file-[A-Za-z0-9]{1,64}")
+_UPLOAD_ID = re.compile(r"upload_[A-Za-z0-9]{1,64}")
+_PART_ID = re.compile(r"part_[A-Za-z0-9]{1,64}")
+
+
+def _random_body() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(_ID_BODY_LENGTH))
 
 
 def new_file_id() -> str:
@@ -17,3 +23,26 @@ def new_file_id() -> str:
 def is_valid_file_id(value: str) -> bool:
     """True when `value` could be an id we issued; anything else cannot name a file."""
     return _OPENAI_FILE_ID.fullmatch(value) is not None
+
+
+def new_blob_key() -> str:
+    """A fresh blob key: 24 random base62 characters, shared by file and part blobs."""
+    return _random_body()
+
+
+def new_upload_id() -> str:
+    """`upload_` and 24 random base62 characters."""
+    return "upload_" + _random_body()
+
+
+def new_part_id() -> str:
+    """`part_` and 24 random base62 characters."""
+    return "part_" + _random_body()
+
+
+def is_valid_upload_id(value: str) -> bool:
+    return _UPLOAD_ID.fullmatch(value) is not None
+
+
+def is_valid_part_id(value: str) -> bool:
+    return _PART_ID.fullmatch(value) is not None

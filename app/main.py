@@ -20,12 +20,15 @@ from app import __version__
 from app.blobs import open_blob_store
 from app.dialects.openai import errors as openai_errors
 from app.dialects.openai.router import router as openai_router
-from app.errors import FileDockError, InvalidRequest, RouteNotFound, StorageUnavailable
+from app.dialects.openai.uploads_router import router as openai_uploads_router
+from app.errors import FileDockError, InvalidRequest, RouteNotFound, StorageUnavailable, UploadBusy
 from app.metadata.engine import create_engine
 from app.metadata.migrate import upgrade_to_head_async
 from app.metadata.store import MetadataStore
+from app.metadata.uploads_store import UploadStore
 from app.service import FileService
 from app.settings import Settings
+from app.uploads import UploadService
 
 log = logging.getLogger("filedock")
 OPENAI_PREFIXES = ("/v1", "/openai/v1")
@@ -40,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for prefix in OPENAI_PREFIXES:
         app.include_router(openai_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
+        app.include_router(openai_uploads_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     _add_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
@@ -50,13 +54,15 @@ def create_app(settings: Settings) -> FastAPI:
 async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade_to_head_async(settings.database_url)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, durable=settings.fsync)
     blobs = open_blob_store(settings)
     service = FileService(settings, MetadataStore(engine), blobs)
+    uploads = UploadService(service, UploadStore(engine))
     try:
         await service.check_ready()
         app.state.service = service
-        sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_seconds))
+        app.state.uploads = uploads
+        sweeper = asyncio.create_task(_sweep_forever(service, uploads, settings.sweep_interval_seconds))
         if not settings.api_keys:
             log.warning("open mode: no FILEDOCK_API_KEYS set, so any API key (or none) is accepted")
         yield
@@ -68,9 +74,10 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-async def _sweep_forever(service: FileService, interval: float) -> None:
+async def _sweep_forever(service: FileService, uploads: UploadService, interval: float) -> None:
     while True:
         try:
+            await uploads.sweep()  # first: the Parts it frees are blobs, removed right away
             await service.sweep()
         except Exception:  # the sweeper must outlive a failing database; it retries next round
             log.exception("sweep failed; retrying in %.0f s", interval)
@@ -90,7 +97,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FileDockError)
-        if isinstance(exc, StorageUnavailable):
+        if isinstance(exc, StorageUnavailable) and not isinstance(exc, UploadBusy):  # busy is routine
             log.error("storage unavailable on %s %s: %s", request.method, request.url.path, exc.__cause__)
         return openai_errors.error_response(exc, request_id(request))
 

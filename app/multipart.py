@@ -7,7 +7,7 @@ parsing itself is python-multipart's push parser; this module turns its callback
 """
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +108,7 @@ class FormReader:
         except MultipartParseError as exc:
             raise MalformedForm(str(exc)) from None
 
-    async def parts(self) -> AsyncIterator[Part]:
+    async def parts(self) -> AsyncGenerator[Part, None]:
         """Each part in order; unread data of a part is skipped when the next is requested."""
         count = 0
         while True:

@@ -2,6 +2,7 @@
 
 import json
 import mimetypes
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -55,7 +56,7 @@ def size_limit(purpose: str | None, settings: Settings) -> int:
     return settings.max_file_bytes
 
 
-def too_large(size: int, purpose: str | None, limit: int) -> FileTooLarge:
+def too_large(purpose: str | None, limit: int) -> FileTooLarge:
     scope = f"for purpose '{purpose}'" if purpose else "per file"
     return FileTooLarge(f"File is too large: over {limit} bytes. Maximum {scope} is {limit} bytes.")
 
@@ -90,10 +91,7 @@ class JsonlChecker:
             start = end + 1
         del self._partial[:start]
         if len(self._partial) > self.max_line_bytes:
-            raise InvalidRequest(
-                f"Invalid file for Batch API: line {self._line_number + 1} is longer than "
-                f"{self.max_line_bytes} bytes."
-            )
+            raise self._too_long(self._line_number + 1)
 
     def finish(self) -> None:
         if self._partial:
@@ -102,6 +100,8 @@ class JsonlChecker:
 
     def _check_line(self, line: bytes) -> None:
         self._line_number += 1
+        if len(line) > self.max_line_bytes:  # also when the whole line arrived in one chunk
+            raise self._too_long(self._line_number)
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -116,6 +116,11 @@ class JsonlChecker:
             raise InvalidRequest(
                 f"Invalid file for Batch API: line {self._line_number} is not a JSON object."
             )
+
+    def _too_long(self, line_number: int) -> InvalidRequest:
+        return InvalidRequest(
+            f"Invalid file for Batch API: line {line_number} is longer than {self.max_line_bytes} bytes."
+        )
 
 
 def content_checker(purpose: str, settings: Settings) -> Callable[[], JsonlChecker] | None:
@@ -137,12 +142,12 @@ def check_expires_after(anchor: str | None, seconds: object) -> int:
             param="expires_after.anchor",
             code="invalid_value",
         )
-    if isinstance(seconds, bool) or not isinstance(seconds, int | str):
+    if isinstance(seconds, str) and re.fullmatch(r"-?[0-9]{1,12}", seconds):
+        value = int(seconds)  # form fields arrive as text; ASCII digits only
+    elif isinstance(seconds, int) and not isinstance(seconds, bool):
+        value = seconds
+    else:
         raise _bad_seconds(seconds)
-    try:
-        value = int(seconds)
-    except ValueError:
-        raise _bad_seconds(seconds) from None
     if value < MIN_EXPIRES_AFTER_SECONDS:
         raise InvalidRequest(
             "Invalid 'expires_after.seconds': integer below minimum value. "

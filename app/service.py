@@ -6,11 +6,11 @@ unreferenced blob, never a row without bytes.
 """
 
 import contextlib
-import hashlib
+import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from app import ids, purposes
 from app.blobs import BlobNotFound, BlobStore, BlobStoreError, BlobWriter
@@ -27,7 +27,6 @@ class StagedBlob:
 
     writer: BlobWriter
     size: int = 0
-    sha256: "hashlib._Hash" = field(default_factory=hashlib.sha256)
     checked_for: str | None = None  # the purpose whose content check already ran on the way in
 
     def discard(self) -> None:
@@ -50,12 +49,15 @@ class FileService:
     def now(self) -> int:
         return int(self._clock())
 
-    async def receive(self, chunks: AsyncIterator[bytes], *, purpose: str | None) -> StagedBlob:
+    async def receive(
+        self, chunks: AsyncIterator[bytes], *, purpose: str | None, limit: int | None = None
+    ) -> StagedBlob:
         """Stream a file into a temporary blob, stopping as soon as it crosses its size limit.
 
-        With `purpose` known, the purpose's content check runs on the way in as well.
+        With `purpose` known, the purpose's content check runs on the way in as well. `limit`
+        replaces the purpose's size limit (Uploads and their Parts have their own).
         """
-        limit = purposes.size_limit(purpose, self.settings)
+        limit = purposes.size_limit(purpose, self.settings) if limit is None else limit
         make_checker = purposes.content_checker(purpose, self.settings) if purpose else None
         checker = make_checker() if make_checker else None
         staged = StagedBlob(await self._writer())
@@ -63,8 +65,7 @@ class FileService:
             async for chunk in chunks:
                 staged.size += len(chunk)
                 if staged.size > limit:
-                    raise purposes.too_large(staged.size, purpose, limit)
-                staged.sha256.update(chunk)
+                    raise purposes.too_large(purpose, limit)
                 if checker:
                     checker.feed(chunk)
                 await self._write(staged.writer, chunk)
@@ -77,13 +78,24 @@ class FileService:
         return staged
 
     async def create_file(
-        self, staged: StagedBlob, *, filename: str, purpose: str, expires_after: int | None
+        self,
+        staged: StagedBlob,
+        *,
+        filename: str,
+        purpose: str,
+        expires_after: int | None,
+        limit: int | None = None,
+        insert: Callable[[FileRecord], Awaitable[FileRecord]] | None = None,
     ) -> FileRecord:
-        """Check a received file against its purpose and make it a File. Consumes `staged`."""
+        """Check a received file against its purpose and make it a File. Consumes `staged`.
+
+        `insert` records the row instead of a plain insert (a completed Upload records its File
+        and its own new state in one transaction).
+        """
         try:
-            limit = purposes.size_limit(purpose, self.settings)
+            limit = purposes.size_limit(purpose, self.settings) if limit is None else limit
             if staged.size > limit:
-                raise purposes.too_large(staged.size, purpose, limit)
+                raise purposes.too_large(purpose, limit)
             if staged.checked_for != purpose and purposes.content_checker(purpose, self.settings):
                 # The content check runs while bytes stream in, so it needs the purpose first.
                 raise InvalidRequest(
@@ -104,18 +116,21 @@ class FileService:
                 status="processed",
                 status_details=None,
                 mime_type=purposes.guess_mime_type(filename),
-                sha256=staged.sha256.hexdigest(),
-                blob_key=ids.new_file_id().removeprefix("file-"),
+                sha256="",  # known once the blob is committed
+                blob_key=ids.new_blob_key(),
             )
             await self._commit(staged.writer, record.blob_key)
+            record = dataclasses.replace(record, sha256=staged.writer.sha256_hex())
         except BaseException:
             staged.discard()
             raise
-        return await self._insert_or_remove_blob(record)
+        return await self._insert_or_remove_blob(record, insert or self.metadata.insert_file)
 
-    async def _insert_or_remove_blob(self, record: FileRecord) -> FileRecord:
+    async def _insert_or_remove_blob(
+        self, record: FileRecord, insert: Callable[[FileRecord], Awaitable[FileRecord]]
+    ) -> FileRecord:
         try:
-            return await self.metadata.insert_file(record)
+            return await insert(record)
         except BaseException:
             await self._delete_blob(record.blob_key)
             raise
@@ -149,17 +164,40 @@ class FileService:
 
     async def open_content(self, file_id: str) -> tuple[FileRecord, AsyncIterator[bytes]]:
         """The file and its bytes, opened: every failure happens here, before headers go out."""
+        record = await self.get_downloadable(file_id)
+        return record, await self.open_blob(record.blob_key)
+
+    async def get_downloadable(self, file_id: str) -> FileRecord:
+        """The file, if its bytes may be downloaded under the download policy."""
         record = await self.get_file(file_id)
         policy = self.settings.download_policy
         if policy is DownloadPolicy.VENDOR and record.purpose in purposes.UNDOWNLOADABLE_PURPOSES:
             raise DownloadRefused(f"Not allowed to download files of purpose: {record.purpose}")
+        return record
+
+    async def open_blob(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes `start` up to `end` (exclusive) of a blob, opened before the first chunk is read."""
         try:
-            return record, await self.blobs.open(record.blob_key)
+            return await self.blobs.open(key, start, end)
         except BlobNotFound:
-            log.error("file %s has a row but no blob %s", record.id, record.blob_key)
+            log.error("a row names blob %s, which is missing", key)
             raise StorageUnavailable("The file's bytes are missing from the blob store.") from None
         except BlobStoreError as exc:
             raise StorageUnavailable("The blob store is unavailable. Please retry.") from exc
+
+    async def keep_blob(self, staged: StagedBlob) -> str:
+        """Make a received blob permanent under a new key, for a caller that records it itself."""
+        key = ids.new_blob_key()
+        try:
+            await self._commit(staged.writer, key)
+        except BaseException:
+            staged.discard()
+            raise
+        return key
+
+    async def delete_blobs(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            await self._delete_blob(key)
 
     async def sweep(self) -> None:
         """Remove expired files, stale temporaries and old tombstones. Safe to run concurrently."""

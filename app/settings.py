@@ -4,6 +4,7 @@
 take precedence. Nothing here runs at import time.
 """
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -34,7 +35,12 @@ class Settings(BaseSettings):
         "", description="SQLAlchemy async URL. Default: SQLite at <data_dir>/filedock.db."
     )
     blob_url: str = Field("", description="Where bytes live. Default: file://<data_dir>/blobs.")
-    workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
+    workers: int = Field(
+        default_factory=lambda: min(len(os.sched_getaffinity(0)), 64),
+        ge=1,
+        le=64,
+        description="Server worker processes. Default: the CPUs this process may use (at most 64).",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -62,6 +68,20 @@ class Settings(BaseSettings):
         7 * 86400, ge=0, description="How long a deleted id still works as a list cursor (`after`)."
     )
     fsync: bool = Field(True, description="fsync each blob before it becomes visible.")
+    max_upload_bytes: int = Field(
+        8 * 1024 * MiB, ge=0, description="Largest file an Upload (POST /uploads) may declare."
+    )
+    max_upload_part_bytes: int = Field(
+        64 * MiB, ge=1, description="Largest Part of an Upload; the SDK sends exactly 64 MiB parts."
+    )
+    upload_lifetime_seconds: int = Field(
+        3600, ge=1, description="A pending Upload expires this long after creation, freeing its parts."
+    )
+    upload_retention_seconds: int = Field(
+        86400,
+        ge=0,
+        description="How long a finished Upload is remembered after it expires (for retried calls).",
+    )
 
     @field_validator("api_keys", "assistants_extensions", mode="before")
     @classmethod

@@ -53,7 +53,7 @@ class FileDockServer:
         command = [FILEDOCK_BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = subprocess.Popen(
             [*command, "--data-dir", str(self.data_dir)],
-            env=clean_environment(log_level="warning", **self.settings),
+            env=clean_environment(**{"log_level": "warning", "workers": "1", **self.settings}),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -19,6 +19,9 @@ class BlobStoreError(Exception):
 class BlobWriter(Protocol):
     async def write(self, data: bytes) -> None: ...
 
+    def sha256_hex(self) -> str:
+        """The SHA-256 of everything written so far, complete once `commit` has returned."""
+
     async def commit(self, key: str) -> None:
         """Make the written bytes visible under `key`, durably."""
 

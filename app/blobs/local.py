@@ -5,13 +5,16 @@ whole blob or nothing. Keys are server-made, but each is still resolved inside t
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
+import hashlib
 import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiofiles
 import aiofiles.os
@@ -22,35 +25,59 @@ from app.blobs.base import BlobNotFound, BlobStoreError
 READ_CHUNK_BYTES = 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+IO_THREADS = 16
+T = TypeVar("T")
 
 
 class LocalBlobWriter:
+    """Writes through a buffer; one block is hashed and written in a thread while the next arrives.
+
+    Hashing happens in the I/O thread too (hashlib releases the GIL), keeping the event loop free
+    for parsing the request.
+    """
+
     def __init__(self, store: "LocalBlobStore", temp_path: Path, fd: int) -> None:
         self._store = store
         self._temp_path = temp_path
         self._fd = fd
         self._buffer = bytearray()
+        self._sha256 = hashlib.sha256()
+        self._in_flight: concurrent.futures.Future[None] | None = None
 
     async def write(self, data: bytes) -> None:
         self._buffer += data
         if len(self._buffer) >= WRITE_BUFFER_BYTES:
             await self._flush()
 
+    def sha256_hex(self) -> str:
+        return self._sha256.hexdigest()
+
     async def commit(self, key: str) -> None:
         await self._flush()
+        await self._wait_in_flight()
         final_path = self._store.path_for(key)
         try:
             if self._store.fsync:
-                await asyncio.to_thread(os.fsync, self._fd)
+                await self._store.run_io(os.fsync, self._fd)
             os.close(self._fd)
             self._fd = -1
             await aiofiles.os.makedirs(final_path.parent, exist_ok=True)
             await aiofiles.os.replace(self._temp_path, final_path)
+            if self._store.fsync:  # make the rename itself survive a power loss
+                await self._store.run_io(_fsync_directory, final_path.parent)
         except OSError as exc:
             self.abort()
             raise BlobStoreError(f"could not store blob {key}: {exc}") from exc
 
     def abort(self) -> None:
+        in_flight = self._in_flight
+        if in_flight is not None and not in_flight.done():
+            # A thread is still writing to the descriptor: close it only once that write ends.
+            in_flight.add_done_callback(lambda _: self._close_and_remove())
+        else:
+            self._close_and_remove()
+
+    def _close_and_remove(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -58,19 +85,35 @@ class LocalBlobWriter:
             self._temp_path.unlink()
 
     async def _flush(self) -> None:
+        await self._wait_in_flight()
         if not self._buffer:
             return
-        data, self._buffer = bytes(self._buffer), bytearray()
+        block, self._buffer = self._buffer, bytearray()  # handed over, not copied
+        self._in_flight = self._store.submit_io(_hash_and_write, self._fd, block, self._sha256)
+
+    async def _wait_in_flight(self) -> None:
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
         try:
-            await asyncio.to_thread(_write_all, self._fd, data)
+            await asyncio.wrap_future(in_flight)
         except OSError as exc:
             raise BlobStoreError(f"could not write blob data: {exc}") from exc
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+def _hash_and_write(fd: int, block: bytearray, sha256: "hashlib._Hash") -> None:
+    sha256.update(block)
+    view = memoryview(block)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LocalBlobStore:
@@ -79,6 +122,14 @@ class LocalBlobStore:
         self.temp_dir = self.root / "tmp"
         self.fsync = fsync
         self.temp_dir.mkdir(parents=True, exist_ok=True)
+        # Blob I/O gets its own threads, so a write in flight can be tracked until it ends.
+        self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-io")
+
+    def submit_io(self, function: Callable[..., None], *args: Any) -> "concurrent.futures.Future[None]":
+        return self._io.submit(function, *args)
+
+    async def run_io(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self._io.submit(function, *args))
 
     def path_for(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
@@ -113,7 +164,8 @@ class LocalBlobStore:
         writer = await self.writer()
         try:
             await writer.write(b"ok")
-            await writer._flush()
+            await writer.commit("healthcheck")
+            await self.delete("healthcheck")
         finally:
             writer.abort()
 
@@ -131,7 +183,7 @@ class LocalBlobStore:
         return removed
 
     async def aclose(self) -> None:
-        return None
+        self._io.shutdown(wait=True)
 
 
 async def _read_range(handle: AsyncBufferedReader, start: int, end: int | None) -> AsyncIterator[bytes]:

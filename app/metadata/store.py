@@ -55,29 +55,38 @@ def _live(now: int) -> Any:
     return or_(FileRow.expires_at.is_(None), FileRow.expires_at > now)
 
 
+@contextlib.asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction; database failures become `StorageUnavailable` here and only here."""
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    except (OperationalError, DBAPIError, OSError) as exc:
+        raise StorageUnavailable("The metadata database is unavailable. Please retry.") from exc
+
+
+async def insert_file_row(connection: AsyncConnection, record: FileRecord) -> FileRecord:
+    """Insert a file's row inside the caller's transaction; the record comes back with its `seq`."""
+    values = dataclasses.asdict(record)
+    values.pop("seq")
+    result = await connection.execute(insert(FileRow).values(values).returning(FileRow.seq))
+    return dataclasses.replace(record, seq=result.scalar_one())
+
+
 class MetadataStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction; database failures become `StorageUnavailable` here and only here."""
-        try:
-            async with self._engine.begin() as connection:
-                yield connection
-        except (OperationalError, DBAPIError, OSError) as exc:
-            raise StorageUnavailable("The metadata database is unavailable. Please retry.") from exc
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return transaction(self._engine)
 
     async def ping(self) -> None:
         async with self._transaction() as connection:
             await connection.execute(select(1))
 
     async def insert_file(self, record: FileRecord) -> FileRecord:
-        values = dataclasses.asdict(record)
-        values.pop("seq")
         async with self._transaction() as connection:
-            result = await connection.execute(insert(FileRow).values(values).returning(FileRow.seq))
-            return dataclasses.replace(record, seq=result.scalar_one())
+            return await insert_file_row(connection, record)
 
     async def get_file(self, file_id: str, now: int) -> FileRecord | None:
         query = select(*_FILE_COLUMNS).where(FileRow.id == file_id, _live(now))

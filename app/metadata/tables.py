@@ -1,6 +1,6 @@
 """The SQL schema, the one source Alembic migrations are written from."""
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid; PostgreSQL gets BIGINT.
@@ -45,3 +45,40 @@ class FileTombstone(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     deleted_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class UploadRow(Base):
+    """An OpenAI Upload. `status` adds `completing` (claimed by one complete call) to the wire's four.
+
+    Finished rows are kept a while after `expires_at`, so retried calls get the same answer.
+    """
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(1024))
+    purpose: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    mime_type: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    file_expires_after: Mapped[int | None] = mapped_column(BigInteger)
+    received_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_id: Mapped[str | None] = mapped_column(String(64))
+    part_ids: Mapped[str | None] = mapped_column(Text)  # JSON list, once completed
+    md5: Mapped[str | None] = mapped_column(String(32))
+
+
+class UploadPartRow(Base):
+    """A stored Part; its bytes are the blob `blob_key`. Rows live only while the Upload is open."""
+
+    __tablename__ = "upload_parts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    upload_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("uploads.id", ondelete="CASCADE"), index=True
+    )
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(128))

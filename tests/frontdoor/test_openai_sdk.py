@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
@@ -172,7 +173,10 @@ async def test_async_client_lifecycle(server: FileDockServer) -> None:
         assert (await client.files.delete(created.id)).deleted is True
 
 
-async def test_thirty_concurrent_uploads_all_land(server: FileDockServer) -> None:
+async def test_thirty_concurrent_uploads_all_land_across_two_workers(
+    make_server: Callable[..., FileDockServer],
+) -> None:
+    server = make_server(workers="2")
     async with openai.AsyncOpenAI(base_url=server.openai_url, api_key="k", max_retries=0) as client:
         payloads = [os.urandom(64 * 1024 + i) for i in range(32)]
         created = await asyncio.gather(

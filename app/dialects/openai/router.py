@@ -1,15 +1,24 @@
 """OpenAI Files routes: parse the wire request, call the service, return a wire model or a stream."""
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from app.dialects.openai.upload_form import create_file_from_form
 from app.dialects.openai.wire import ErrorBody, FileDeleted, FileList, FileObject
-from app.errors import InvalidRequest, Unauthenticated
-from app.headers import content_disposition
-from app.metadata.store import Order
+from app.errors import InvalidRequest, RangeNotSatisfiable, Unauthenticated
+from app.headers import (
+    MalformedRange,
+    UnsatisfiableRange,
+    content_disposition,
+    if_none_match_hits,
+    if_range_allows,
+    parse_range,
+    quoted_etag,
+)
+from app.metadata.store import FileRecord, Order
 from app.service import FileService
 
 MAX_LIST_LIMIT = 10_000
@@ -78,23 +87,58 @@ async def delete_file(file_id: str, service: ServiceDep) -> FileDeleted:
     return FileDeleted(id=record.id, deleted=True)
 
 
-@router.get("/files/{file_id}/content", response_class=StreamingResponse)
-async def download_file(file_id: str, service: ServiceDep) -> StreamingResponse:
-    record, chunks = await service.open_content(file_id)
-    headers = {
-        "content-length": str(record.bytes),
+@router.api_route("/files/{file_id}/content", methods=["GET", "HEAD"], response_class=StreamingResponse)
+async def download_file(file_id: str, request: Request, service: ServiceDep) -> Response:
+    record = await service.get_downloadable(file_id)
+    headers = _download_headers(record)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and if_none_match_hits(if_none_match, headers["etag"]):
+        return Response(status_code=304, headers=headers)
+    byte_range = _requested_range(request, record)
+    start, end = byte_range or (0, record.bytes)
+    if byte_range is not None:
+        headers["content-range"] = f"bytes {start}-{end - 1}/{record.bytes}"
+    headers["content-length"] = str(end - start)
+    status = 200 if byte_range is None else 206
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=record.mime_type)
+    chunks = await service.open_blob(record.blob_key, start, end)  # fails here, before headers go out
+    return StreamingResponse(chunks, status_code=status, media_type=record.mime_type, headers=headers)
+
+
+def _download_headers(record: FileRecord) -> dict[str, str]:
+    return {
         "content-disposition": content_disposition(record.filename),
         "x-content-type-options": "nosniff",
+        "accept-ranges": "bytes",
+        "etag": quoted_etag(record.sha256),
     }
-    return StreamingResponse(chunks, media_type=record.mime_type, headers=headers)
+
+
+def _requested_range(request: Request, record: FileRecord) -> tuple[int, int] | None:
+    """The byte range to send, or None for the whole file."""
+    value = request.headers.get("range")
+    if value is None:
+        return None
+    if_range = request.headers.get("if-range")
+    if if_range is not None and not if_range_allows(if_range, quoted_etag(record.sha256)):
+        return None  # the client's copy is stale: it needs the whole new file
+    try:
+        start, end = parse_range(value, record.bytes)
+    except MalformedRange:
+        return None
+    except UnsatisfiableRange as exc:
+        raise RangeNotSatisfiable(exc.size) from None
+    return (start, end) if end > start else None  # only an empty file: nothing to slice
 
 
 def _limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return MAX_LIST_LIMIT
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+    value = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0  # ASCII digits only, never huge
+    if not 1 <= value <= MAX_LIST_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}.")
-    return int(raw)
+    return value
 
 
 def _order(raw: str | None) -> Order:

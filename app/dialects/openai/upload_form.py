@@ -6,6 +6,7 @@ expires_after, extension, size, content.
 """
 
 import json
+from contextlib import aclosing
 
 from fastapi import Request
 
@@ -23,20 +24,14 @@ FORM_OVERHEAD_BYTES = 1024 * 1024
 async def create_file_from_form(request: Request, service: FileService) -> FileRecord:
     _refuse_oversized_body(request, service)
     form = FormReader(request.stream(), boundary_of(request.headers.get("content-type")))
-    fields: dict[str, str] = {}
-    staged: StagedBlob | None = None
-    filename = "upload"
     try:
-        async for part in form.parts():
-            if part.name != "file":
-                fields[part.name] = await form.read_text(part.name)
-                continue
-            if staged is not None:
-                raise InvalidRequest("Expected exactly one 'file' part.", param="file")
-            filename = display_filename(part.filename)
-            staged = await service.receive(
-                form.chunks(), purpose=_checks_before_bytes(fields, filename, service)
-            )
+        fields, staged, filename = await _read_form(form, service)
+    except InvalidRequest:
+        # Read (and drop) the rest of the body, so the client gets our 400 instead of a reset
+        # connection, which the SDK would retry.
+        await form.discard_rest(max_bytes=service.settings.max_file_bytes)
+        raise
+    try:
         purpose = purposes.check_purpose(fields.get("purpose"))
         if staged is None:
             raise InvalidRequest(
@@ -44,18 +39,34 @@ async def create_file_from_form(request: Request, service: FileService) -> FileR
             )
         expires_after = _expires_after(fields)
         purposes.check_extension(purpose, filename, service.settings)
-        ready, staged = staged, None  # create_file owns it from here
-        return await service.create_file(
-            ready, filename=filename, purpose=purpose, expires_after=expires_after
-        )
-    except InvalidRequest:
-        # Read (and drop) the rest of the body, so the client gets our 400 instead of a reset
-        # connection, which the SDK would retry.
-        await form.discard_rest(max_bytes=service.settings.max_file_bytes)
-        raise
-    finally:
+    except BaseException:
         if staged is not None:
             staged.discard()
+        raise
+    return await service.create_file(staged, filename=filename, purpose=purpose, expires_after=expires_after)
+
+
+async def _read_form(form: FormReader, service: FileService) -> tuple[dict[str, str], StagedBlob | None, str]:
+    """Text fields, the file received into a temporary blob (if any part is `file`), its name."""
+    fields: dict[str, str] = {}
+    staged: StagedBlob | None = None
+    filename = "upload"
+    try:
+        async with aclosing(form.parts()) as parts:
+            async for part in parts:
+                if part.name != "file":
+                    fields[part.name] = await form.read_text(part.name)
+                    continue
+                if staged is not None:
+                    raise InvalidRequest("Expected exactly one 'file' part.", param="file")
+                filename = display_filename(part.filename)
+                known_purpose = _checks_before_bytes(fields, filename, service)
+                staged = await service.receive(form.chunks(), purpose=known_purpose)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    return fields, staged, filename
 
 
 def _refuse_oversized_body(request: Request, service: FileService) -> None:

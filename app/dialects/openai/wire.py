@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from app.metadata.store import FileRecord
+from app.metadata.uploads_store import PartRecord, UploadRecord
 
 
 class FileObject(BaseModel):
@@ -44,6 +45,44 @@ class FileDeleted(BaseModel):
     id: str
     object: Literal["file"] = "file"
     deleted: bool
+
+
+class UploadObject(BaseModel):
+    id: str
+    object: Literal["upload"] = "upload"
+    bytes: int
+    created_at: int
+    expires_at: int
+    filename: str
+    purpose: str
+    status: Literal["pending", "completed", "cancelled", "expired"]
+    file: FileObject | None
+
+    @classmethod
+    def from_records(cls, upload: UploadRecord, file: FileRecord | None) -> "UploadObject":
+        # `completing` is ours: to a client the Upload is pending until completion succeeds.
+        status = "pending" if upload.status == "completing" else upload.status
+        return cls(
+            id=upload.id,
+            bytes=upload.bytes,
+            created_at=upload.created_at,
+            expires_at=upload.expires_at,
+            filename=upload.filename,
+            purpose=upload.purpose,
+            status=status,
+            file=FileObject.from_record(file) if file else None,
+        )
+
+
+class UploadPartObject(BaseModel):
+    id: str
+    object: Literal["upload.part"] = "upload.part"
+    created_at: int
+    upload_id: str
+
+    @classmethod
+    def from_record(cls, part: PartRecord) -> "UploadPartObject":
+        return cls(id=part.id, created_at=part.created_at, upload_id=part.upload_id)
 
 
 class ErrorDetail(BaseModel):

@@ -1,0 +1,116 @@
+"""OpenAI Uploads routes: parse the wire request, call `UploadService`, return a wire model."""
+
+import json
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+
+from app import purposes
+from app.dialects.openai.part_form import add_part_from_form
+from app.dialects.openai.router import require_api_key
+from app.dialects.openai.wire import ErrorBody, UploadObject, UploadPartObject
+from app.errors import InvalidRequest, RequestTooLarge
+from app.uploads import UploadService
+
+MAX_JSON_BODY_BYTES = 1024 * 1024  # 10,000 part ids fit with room to spare
+T = TypeVar("T")
+
+
+def get_uploads(request: Request) -> UploadService:
+    uploads: UploadService = request.app.state.uploads
+    return uploads
+
+
+UploadsDep = Annotated[UploadService, Depends(get_uploads)]
+
+router = APIRouter(
+    dependencies=[Depends(require_api_key)],
+    responses={code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 503)},
+)
+
+
+@router.post("/uploads", response_model=UploadObject)
+async def create_upload(request: Request, uploads: UploadsDep) -> UploadObject:
+    body = await _json_object(request)
+    upload = await uploads.create(
+        filename=_required(body, "filename", str),
+        purpose=_required(body, "purpose", str),
+        bytes=_required(body, "bytes", int),
+        mime_type=_required(body, "mime_type", str),
+        expires_after=_expires_after(body.get("expires_after")),
+    )
+    return UploadObject.from_records(upload, None)
+
+
+@router.post("/uploads/{upload_id}/parts", response_model=UploadPartObject)
+async def add_upload_part(upload_id: str, request: Request, uploads: UploadsDep) -> UploadPartObject:
+    return UploadPartObject.from_record(await add_part_from_form(request, upload_id, uploads))
+
+
+@router.post("/uploads/{upload_id}/complete", response_model=UploadObject)
+async def complete_upload(upload_id: str, request: Request, uploads: UploadsDep) -> UploadObject:
+    body = await _json_object(request)
+    result = await uploads.complete(upload_id, _part_ids(body), _optional_str(body, "md5"))
+    return UploadObject.from_records(result.upload, result.file)
+
+
+@router.post("/uploads/{upload_id}/cancel", response_model=UploadObject)
+async def cancel_upload(upload_id: str, uploads: UploadsDep) -> UploadObject:
+    # The SDK sends Content-Type: application/json with an empty body: never parse it.
+    return UploadObject.from_records(await uploads.cancel(upload_id), None)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BODY_BYTES:
+            raise RequestTooLarge(f"Request body is too large: over {MAX_JSON_BODY_BYTES} bytes.")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidRequest("We could not parse the JSON body of your request: expected a JSON object.")
+    return body
+
+
+def _required(body: dict[str, Any], name: str, kind: type[T]) -> T:
+    value = body.get(name)
+    if value is None:
+        raise InvalidRequest(
+            f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+        )
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _invalid_type(name, "an integer" if kind is int else "a string", value)
+    return value
+
+
+def _optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _invalid_type(name, "a string", value)
+    return value
+
+
+def _part_ids(body: dict[str, Any]) -> list[str]:
+    value = _required(body, "part_ids", list)
+    if not all(isinstance(item, str) for item in value):
+        raise _invalid_type("part_ids", "an array of strings", value)
+    return value
+
+
+def _expires_after(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid_type("expires_after", "an object", value)
+    return purposes.check_expires_after(value.get("anchor"), value.get("seconds"))
+
+
+def _invalid_type(name: str, expected: str, value: object) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid type for '{name}': expected {expected}, but got {type(value).__name__} instead.",
+        param=name,
+        code="invalid_type",
+    )

@@ -1,0 +1,189 @@
+"""`UploadStore`: the SQL of OpenAI Uploads and their Parts. Plain records in, plain records out.
+
+Every state change is one conditional UPDATE (`… WHERE status = 'pending' AND expires_at > now`),
+so parallel parts, a cancel and the sweeper can race without locks held across requests: the
+database decides who wins, and the loser reads the row again to say why.
+"""
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.metadata.store import FileRecord, insert_file_row, transaction
+from app.metadata.tables import UploadPartRow, UploadRow
+
+FINISHED = ("completed", "cancelled", "expired")
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    id: str
+    filename: str
+    purpose: str
+    bytes: int
+    mime_type: str
+    created_at: int
+    expires_at: int
+    status: str  # pending, completing, completed, cancelled or expired
+    file_expires_after: int | None
+    received_bytes: int = 0
+    file_id: str | None = None
+    part_ids: tuple[str, ...] | None = None
+    md5: str | None = None
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    id: str
+    upload_id: str
+    bytes: int
+    created_at: int
+    blob_key: str
+
+
+class ClaimLost(Exception):
+    """The Upload left `completing` (the sweeper expired it) before the File could be recorded."""
+
+
+_UPLOAD_COLUMNS = [getattr(UploadRow, f.name) for f in dataclasses.fields(UploadRecord)]
+_PART_COLUMNS = [getattr(UploadPartRow, f.name) for f in dataclasses.fields(PartRecord)]
+
+
+def _upload(row: Any) -> UploadRecord:
+    values = dict(row._mapping)
+    raw_ids = values.pop("part_ids")
+    return UploadRecord(**values, part_ids=tuple(json.loads(raw_ids)) if raw_ids is not None else None)
+
+
+def _open(upload_id: str, now: int) -> tuple[Any, ...]:
+    return (UploadRow.id == upload_id, UploadRow.status == "pending", UploadRow.expires_at > now)
+
+
+class UploadStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert_upload(self, record: UploadRecord) -> None:
+        values = dataclasses.asdict(record)
+        values["part_ids"] = None
+        async with transaction(self._engine) as connection:
+            await connection.execute(insert(UploadRow).values(values))
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        async with transaction(self._engine) as connection:
+            row = (
+                await connection.execute(select(*_UPLOAD_COLUMNS).where(UploadRow.id == upload_id))
+            ).first()
+        return _upload(row) if row else None
+
+    async def add_part(self, part: PartRecord, now: int) -> bool:
+        """Record a Part if its Upload is open and has room for it; False (nothing stored) if not."""
+        room = UploadRow.received_bytes + part.bytes <= UploadRow.bytes
+        grow = update(UploadRow).where(*_open(part.upload_id, now), room)
+        async with transaction(self._engine) as connection:
+            # The UPDATE takes the row's write lock first, so parallel parts never overfill.
+            result = await connection.execute(
+                grow.values(received_bytes=UploadRow.received_bytes + part.bytes)
+            )
+            if result.rowcount != 1:
+                return False
+            await connection.execute(insert(UploadPartRow).values(dataclasses.asdict(part)))
+        return True
+
+    async def parts_of(self, upload_id: str, part_ids: Sequence[str]) -> dict[str, PartRecord]:
+        """Those of `part_ids` that are Parts of this Upload, by id."""
+        query = select(*_PART_COLUMNS).where(
+            UploadPartRow.upload_id == upload_id, UploadPartRow.id.in_(part_ids)
+        )
+        async with transaction(self._engine) as connection:
+            rows = (await connection.execute(query)).all()
+        return {row.id: PartRecord(**row._mapping) for row in rows}
+
+    async def claim(self, upload_id: str, now: int) -> bool:
+        """Move an open Upload to `completing`, so no Part, cancel or expiry can touch it meanwhile."""
+        async with transaction(self._engine) as connection:
+            result = await connection.execute(
+                update(UploadRow).where(*_open(upload_id, now)).values(status="completing")
+            )
+        return result.rowcount == 1
+
+    async def release(self, upload_id: str) -> None:
+        """Give a failed completion's claim back: the Upload is `pending` again."""
+        async with transaction(self._engine) as connection:
+            await connection.execute(
+                update(UploadRow)
+                .where(UploadRow.id == upload_id, UploadRow.status == "completing")
+                .values(status="pending")
+            )
+
+    async def finish(
+        self, upload_id: str, file: FileRecord, part_ids: Sequence[str], md5: str | None
+    ) -> tuple[FileRecord, list[str]]:
+        """In one transaction: the File's row, the Upload completed, its Parts' rows gone.
+
+        Returns the File and the blob keys of the Parts, which the caller removes.
+        """
+        done = {"status": "completed", "file_id": file.id, "part_ids": json.dumps(list(part_ids)), "md5": md5}
+        claimed = (UploadRow.id == upload_id, UploadRow.status == "completing")
+        async with transaction(self._engine) as connection:
+            if (await connection.execute(update(UploadRow).where(*claimed).values(done))).rowcount != 1:
+                raise ClaimLost(upload_id)
+            record = await insert_file_row(connection, file)
+            keys = await _drop_parts(connection, [upload_id])
+        return record, keys
+
+    async def cancel(self, upload_id: str, now: int) -> list[str] | None:
+        """Cancel an open Upload and drop its Parts' rows; their blob keys, or None if not open."""
+        async with transaction(self._engine) as connection:
+            result = await connection.execute(
+                update(UploadRow).where(*_open(upload_id, now)).values(status="cancelled")
+            )
+            if result.rowcount != 1:
+                return None
+            return await _drop_parts(connection, [upload_id])
+
+    async def expire(
+        self, now: int, *, stuck_before: int, upload_id: str | None = None, limit: int = 500
+    ) -> tuple[int, list[str]]:
+        """Mark up to `limit` lapsed Uploads expired and drop their Parts' rows.
+
+        A `completing` Upload lapses only once `expires_at` is before `stuck_before`: its
+        completion has died. Returns how many expired and their Parts' blob keys.
+        """
+        lapsed = or_(
+            (UploadRow.status == "pending") & (UploadRow.expires_at <= now),
+            (UploadRow.status == "completing") & (UploadRow.expires_at < stuck_before),
+        )
+        query = select(UploadRow.id).where(lapsed)
+        if upload_id is not None:
+            query = query.where(UploadRow.id == upload_id)
+        chosen = query.limit(limit).scalar_subquery()
+        async with transaction(self._engine) as connection:
+            result = await connection.execute(
+                update(UploadRow)
+                .where(UploadRow.id.in_(chosen), lapsed)
+                .values(status="expired")
+                .returning(UploadRow.id)
+            )
+            ids = list(result.scalars().all())
+            keys = await _drop_parts(connection, ids) if ids else []
+        return len(ids), keys
+
+    async def purge(self, before: int) -> None:
+        """Forget finished Uploads that expired before `before`."""
+        async with transaction(self._engine) as connection:
+            await connection.execute(
+                delete(UploadRow).where(UploadRow.status.in_(FINISHED), UploadRow.expires_at < before)
+            )
+
+
+async def _drop_parts(connection: AsyncConnection, upload_ids: Sequence[str]) -> list[str]:
+    result = await connection.execute(
+        delete(UploadPartRow).where(UploadPartRow.upload_id.in_(upload_ids)).returning(UploadPartRow.blob_key)
+    )
+    return list(result.scalars().all())
