@@ -7,8 +7,25 @@ BIN := $(VENV)/bin
 # The front-door tests run a second time under the newest openai 2.x SDK from this venv.
 OPENAI2_VENV := .venv-openai2
 PIP_QUIET := --quiet --disable-pip-version-check
+# Every other SDK era runs its own front-door directory from a small venv holding only that SDK
+# (plus pytest and httpx); the server itself always comes from .venv/bin/filedock.
+SDK_ERAS := anthropic0 anthropic1 anthropic2 genai2 genai3 ag2
+SDK_SPEC_anthropic0 := 'anthropic>=0.125,<1'
+SDK_SPEC_anthropic1 := 'anthropic>=1.17,<2'
+SDK_SPEC_anthropic2 := 'anthropic>=2.12,<3'
+SDK_SPEC_genai2 := 'google-genai>=2.34,<3'
+SDK_SPEC_genai3 := 'google-genai>=3.4,<4'
+SDK_SPEC_ag2 := 'ag2[openai,anthropic,gemini]>=1.2,<2'
+SDK_TESTS_anthropic0 := tests/frontdoor/anthropic
+SDK_TESTS_anthropic1 := tests/frontdoor/anthropic
+SDK_TESTS_anthropic2 := tests/frontdoor/anthropic
+SDK_TESTS_genai2 := tests/frontdoor/gemini
+SDK_TESTS_genai3 := tests/frontdoor/gemini
+SDK_TESTS_ag2 := tests/frontdoor/ag2
+SDK_DIRS := tests/frontdoor/anthropic tests/frontdoor/gemini tests/frontdoor/ag2
 
-.PHONY: install run test lint test-main test-openai2 clean
+.PHONY: bench install run test lint test-main test-scaleout test-openai2 test-sdks clean
+.PRECIOUS: .venv-%/.installed
 
 install: $(VENV)/.installed
 
@@ -24,22 +41,51 @@ $(OPENAI2_VENV)/.installed: pyproject.toml
 	$(OPENAI2_VENV)/bin/pip install $(PIP_QUIET) 'openai>=2.54,<3' 'pytest>=8,<10' pytest-asyncio 'httpx>=0.27,<1'
 	@touch $@
 
+# .venv-anthropic0/.installed and the like: one small venv per SDK era. .venv's pip installs into
+# it (no pip of its own, no .pyc compiled up front), which takes seconds on a warm cache.
+.venv-%/.installed: pyproject.toml | $(VENV)/.installed
+	rm -rf .venv-$*
+	$(PYTHON) -m venv --without-pip .venv-$*
+	$(BIN)/pip --python .venv-$*/bin/python install $(PIP_QUIET) --no-compile \
+		$(SDK_SPEC_$*) 'pytest>=8,<10' pytest-asyncio 'httpx>=0.27,<1'
+	@touch $@
+
 run: install
 	$(BIN)/filedock serve
+
+# Side by side with nginx, dd and wrk (installed from Debian by the benchmark if missing);
+# writes docs/benchmarks.md and docs/benchmarks.png.
+bench: install
+	$(BIN)/pip install $(PIP_QUIET) -e '.[test,bench]'
+	$(BIN)/python -m bench.run_all
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint test-main test-openai2
+test: lint test-main test-scaleout test-openai2 test-sdks
 
 test-main: install
 	$(BIN)/pytest
 
+# The front-door tests again, each server on PostgreSQL and a SeaweedFS S3 bucket (tests/scaleout.py
+# provisions both once; PostgreSQL on 127.0.0.1:5432, or a throwaway cluster outside CI).
+test-scaleout: install
+	FILEDOCK_TEST_BACKEND=scaleout $(BIN)/pytest -q tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS))
+
 test-openai2: install $(OPENAI2_VENV)/.installed
 	$(OPENAI2_VENV)/bin/python -c 'import openai; assert openai.__version__.startswith("2."), openai.__version__'
-	$(OPENAI2_VENV)/bin/pytest tests/frontdoor
+	$(OPENAI2_VENV)/bin/pytest tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS))
+
+# Builds the SDK venvs, then runs each era's directory in its own venv, three at a time.
+test-sdks: install
+	$(MAKE) --no-print-directory -j3 $(foreach era,$(SDK_ERAS),.venv-$(era)/.installed)
+	$(MAKE) --no-print-directory -j3 --output-sync=target $(addprefix test-sdk-,$(SDK_ERAS))
+
+# --confcutdir keeps tests/conftest.py (which imports openai) out of the SDK-only venvs.
+test-sdk-%: install .venv-%/.installed
+	.venv-$*/bin/pytest -q --confcutdir=$(SDK_TESTS_$*) $(SDK_TESTS_$*)
 
 clean:
-	rm -rf $(VENV) $(OPENAI2_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(OPENAI2_VENV) $(addprefix .venv-,$(SDK_ERAS)) .mypy_cache .ruff_cache .pytest_cache

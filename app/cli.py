@@ -1,7 +1,10 @@
-"""The `filedock` command: `serve` and `migrate`. The only code that reads the environment."""
+"""The `filedock` command: `serve`, `migrate` and `gc`. The only code that reads the environment."""
 
+import asyncio
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +59,9 @@ def serve(
     settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers, log_level=log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _export(settings)  # worker processes rebuild the same settings from the environment
-    from app.metadata.migrate import upgrade_to_head
-
-    upgrade_to_head(settings.database_url)
+    # Migrate once, in a child process: the supervisor of several workers then never imports
+    # the app, SQLAlchemy or Alembic, and stays small.
+    subprocess.run([sys.executable, "-m", "app.cli", "migrate", "--quiet"], check=True)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -76,17 +79,51 @@ def serve(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the SQLite database [env FILEDOCK_DATA_DIR; default ./data].",
 )
-def migrate(data_dir: Path | None) -> None:
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+def migrate(data_dir: Path | None, quiet: bool) -> None:
     """Apply database migrations up to the newest, then exit."""
     settings = _settings(data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     from app.metadata.migrate import upgrade_to_head
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     upgrade_to_head(settings.database_url)
-    click.echo(f"database at {settings.database_url} is up to date")
+    if not quiet:
+        click.echo(f"database at {settings.database_url} is up to date")
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the SQLite database and blobs [env FILEDOCK_DATA_DIR; default ./data].",
+)
+@click.option(
+    "--grace-seconds",
+    type=click.IntRange(min=0),
+    help="Only remove blobs at least this old [env FILEDOCK_GC_GRACE_SECONDS; default 3600].",
+)
+def gc(data_dir: Path | None, grace_seconds: int | None) -> None:
+    """Expire Uploads and files, then remove blobs that no row names (debris of crashes).
+
+    Safe while servers run and from several replicas at once. Keep the grace period longer
+    than any single upload takes, or an upload in progress may lose its blob.
+    """
+    settings = _settings(data_dir=data_dir, gc_grace_seconds=grace_seconds)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from app.maintenance import run_gc
+
+    report = asyncio.run(run_gc(settings))
+    if report is None:
+        click.echo("another replica is running maintenance now; nothing done")
+        return
+    click.echo(f"gc: {report.removed} unreferenced blobs removed of {report.examined} examined")
 
 
 def _export(settings: Settings) -> None:
     for name in ("host", "port", "data_dir", "database_url", "blob_url", "workers", "log_level"):
         os.environ[f"FILEDOCK_{name.upper()}"] = str(getattr(settings, name))
+
+
+if __name__ == "__main__":
+    main()

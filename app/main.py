@@ -18,10 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
 from app.blobs import open_blob_store
+from app.dialects.apps import mount_dialects
 from app.dialects.openai import errors as openai_errors
 from app.dialects.openai.router import router as openai_router
 from app.dialects.openai.uploads_router import router as openai_uploads_router
+from app.dialects.sniff import DialectDispatcher
 from app.errors import FileDockError, InvalidRequest, RouteNotFound, StorageUnavailable, UploadBusy
+from app.maintenance import Maintenance
 from app.metadata.engine import create_engine
 from app.metadata.migrate import upgrade_to_head_async
 from app.metadata.store import MetadataStore
@@ -44,8 +47,10 @@ def create_app(settings: Settings) -> FastAPI:
     for prefix in OPENAI_PREFIXES:
         app.include_router(openai_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
         app.include_router(openai_uploads_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
+    mount_dialects(app)  # /anthropic and /gemini; bare-root requests are sniffed by DialectDispatcher
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     _add_error_handlers(app)
+    app.add_middleware(DialectDispatcher)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -54,7 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
 async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade_to_head_async(settings.database_url)
-    engine = create_engine(settings.database_url, durable=settings.fsync)
+    engine = create_engine(
+        settings.database_url, durable=settings.fsync, timeout_seconds=settings.storage_timeout_seconds
+    )
     blobs = open_blob_store(settings)
     service = FileService(settings, MetadataStore(engine), blobs)
     uploads = UploadService(service, UploadStore(engine))
@@ -62,7 +69,8 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         await service.check_ready()
         app.state.service = service
         app.state.uploads = uploads
-        sweeper = asyncio.create_task(_sweep_forever(service, uploads, settings.sweep_interval_seconds))
+        maintenance = Maintenance(service, uploads, engine)
+        sweeper = asyncio.create_task(maintenance.run_forever(settings.sweep_interval_seconds))
         if not settings.api_keys:
             log.warning("open mode: no FILEDOCK_API_KEYS set, so any API key (or none) is accepted")
         yield
@@ -72,16 +80,6 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     finally:
         await blobs.aclose()
         await engine.dispose()
-
-
-async def _sweep_forever(service: FileService, uploads: UploadService, interval: float) -> None:
-    while True:
-        try:
-            await uploads.sweep()  # first: the Parts it frees are blobs, removed right away
-            await service.sweep()
-        except Exception:  # the sweeper must outlive a failing database; it retries next round
-            log.exception("sweep failed; retrying in %.0f s", interval)
-        await asyncio.sleep(interval)
 
 
 async def _healthz(request: Request) -> Response:

@@ -26,6 +26,7 @@ class StagedBlob:
     """Bytes received into a temporary blob, not yet visible to anyone."""
 
     writer: BlobWriter
+    key: str  # the blob key the bytes will be committed under
     size: int = 0
     checked_for: str | None = None  # the purpose whose content check already ran on the way in
 
@@ -60,7 +61,8 @@ class FileService:
         limit = purposes.size_limit(purpose, self.settings) if limit is None else limit
         make_checker = purposes.content_checker(purpose, self.settings) if purpose else None
         checker = make_checker() if make_checker else None
-        staged = StagedBlob(await self._writer())
+        key = ids.new_blob_key()
+        staged = StagedBlob(await self._writer(key), key)
         try:
             async for chunk in chunks:
                 staged.size += len(chunk)
@@ -117,7 +119,7 @@ class FileService:
                 status_details=None,
                 mime_type=purposes.guess_mime_type(filename),
                 sha256="",  # known once the blob is committed
-                blob_key=ids.new_blob_key(),
+                blob_key=staged.key,
             )
             await self._commit(staged.writer, record.blob_key)
             record = dataclasses.replace(record, sha256=staged.writer.sha256_hex())
@@ -187,7 +189,7 @@ class FileService:
 
     async def keep_blob(self, staged: StagedBlob) -> str:
         """Make a received blob permanent under a new key, for a caller that records it itself."""
-        key = ids.new_blob_key()
+        key = staged.key
         try:
             await self._commit(staged.writer, key)
         except BaseException:
@@ -218,9 +220,9 @@ class FileService:
         except BlobStoreError as exc:
             raise StorageUnavailable(f"The blob store is not writable: {exc}") from exc
 
-    async def _writer(self) -> BlobWriter:
+    async def _writer(self, key: str) -> BlobWriter:
         try:
-            return await self.blobs.writer()
+            return await self.blobs.writer(key)
         except BlobStoreError as exc:
             raise StorageUnavailable("The blob store is unavailable. Please retry.") from exc
 

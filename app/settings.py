@@ -83,6 +83,42 @@ class Settings(BaseSettings):
         description="How long a finished Upload is remembered after it expires (for retried calls).",
     )
 
+    s3_endpoint_url: str = Field(
+        "", description="S3 endpoint for an S3-compatible server (MinIO, SeaweedFS). Empty: AWS S3."
+    )
+    s3_region: str = Field(
+        "", description="S3 region. Empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."
+    )
+    s3_force_path_style: bool = Field(
+        False, description="Address buckets as <endpoint>/<bucket> (most S3-compatible servers need this)."
+    )
+    storage_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for one database or S3 request before answering 503."
+    )
+    gc_grace_seconds: int = Field(
+        3600, ge=0, description="A blob no row names is removed by gc once it is this old."
+    )
+
+    public_url: str = Field(
+        "",
+        description="Base URL clients reach this server at, for Gemini upload URLs. Default: from Host.",
+    )
+    anthropic_max_file_bytes: int = Field(500 * MiB, ge=0, description="Largest file for the Anthropic API.")
+    anthropic_default_list_limit: int = Field(20, ge=1, description="Anthropic list page size by default.")
+    anthropic_max_list_limit: int = Field(1000, ge=1, description="Largest Anthropic list `limit`.")
+    anthropic_min_expires_in_seconds: int = Field(
+        3600, ge=1, description="Smallest Anthropic `expires_in_seconds`."
+    )
+    anthropic_max_expires_in_seconds: int = Field(
+        7_776_000, ge=1, description="Largest Anthropic `expires_in_seconds` (90 days)."
+    )
+    gemini_max_file_bytes: int = Field(2048 * MiB, ge=0, description="Largest file for the Gemini API.")
+    gemini_default_page_size: int = Field(10, ge=1, description="Gemini list page size by default.")
+    gemini_max_page_size: int = Field(100, ge=1, description="Largest Gemini `pageSize` (larger is clamped).")
+    gemini_file_lifetime_seconds: int = Field(
+        172_800, ge=0, description="Gemini uploads expire this long after creation (48 h); 0: never."
+    )
+
     @field_validator("api_keys", "assistants_extensions", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from app.metadata.engine import create_engine
@@ -18,7 +19,15 @@ def _database_url() -> str:
     return str(url) if url else Settings().database_url
 
 
+# Any fixed number works; every replica's `filedock migrate` (and `serve`) waits on the same one.
+MIGRATION_LOCK_ID = 0x46494C45444F434B  # "FILEDOCK"
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas that start together upgrade one at a time; the rest then find nothing to do.
+        # A transaction-scoped lock: it goes with the commit (or rollback) of the upgrade itself.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -12,9 +12,32 @@ import httpx
 import openai
 import pytest
 
+from tests import scaleout
 from tests.servers import FileDockServer
 
 _counter = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """With FILEDOCK_TEST_BACKEND=scaleout, PostgreSQL and S3 for every server of the session."""
+    if not scaleout.is_scaleout():
+        yield "embedded"
+        return
+    scaleout.start_backend(tmp_path_factory.mktemp("scaleout"))
+    yield "scaleout"
+    scaleout.stop_backend()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked embedded_only are skipped, each with its reason, on the scale-out backend."""
+    if not scaleout.is_scaleout():
+        return
+    for item in items:
+        marker = item.get_closest_marker("embedded_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "needs SQLite and local disk"
+            item.add_marker(pytest.mark.skip(reason=f"embedded backend only: {reason}"))
 
 
 @pytest.fixture(scope="session")

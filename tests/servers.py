@@ -7,12 +7,15 @@ virtual environment that holds another openai SDK version and not FileDock itsel
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests import scaleout
 
 ROOT = Path(__file__).resolve().parents[1]
 FILEDOCK_BIN = os.environ.get("FILEDOCK_BIN") or str(ROOT / ".venv" / "bin" / "filedock")
@@ -53,12 +56,29 @@ class FileDockServer:
         command = [FILEDOCK_BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = subprocess.Popen(
             [*command, "--data-dir", str(self.data_dir)],
-            env=clean_environment(**{"log_level": "warning", "workers": "1", **self.settings}),
+            env=self.environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         self._wait_ready()
         return self
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: the test backend's settings, then this server's own."""
+        backend = scaleout.backend().settings_for(self.data_dir) if scaleout.is_scaleout() else {}
+        settings = {"log_level": "warning", "workers": "1", **backend, **self.settings}
+        env = clean_environment(**settings)
+        if str(settings.get("blob_url", "")).startswith("s3://"):
+            env.update(scaleout.S3_CREDENTIALS)
+        return env
+
+    def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
+        """Run SQL (with `?` placeholders) on this server's database, SQLite or PostgreSQL."""
+        if scaleout.is_scaleout():
+            database = scaleout.backend().settings_for(self.data_dir)["database_url"].rsplit("/", 1)[1]
+            return scaleout.backend().postgres.query(statement, params, database)
+        with sqlite3.connect(self.data_dir / "filedock.db", timeout=10) as db:
+            return db.execute(statement, params).fetchall()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_DEADLINE_SECONDS
@@ -92,10 +112,18 @@ class FileDockServer:
         self.stop()
         return self.start()
 
-    def leftovers(self) -> list[Path]:
-        """Files in the blob store's temporary directory: debris from unfinished uploads."""
+    def leftovers(self) -> list[Path] | list[str]:
+        """Unfinished writes: temporary files on disk, unfinished multipart uploads on S3."""
+        if scaleout.is_scaleout():
+            return scaleout.backend().s3.unfinished_uploads(self._prefix())
         return sorted((self.data_dir / "blobs" / "tmp").glob("*"))
 
-    def blob_files(self) -> list[Path]:
+    def blob_files(self) -> list[Path] | list[str]:
+        """The committed blobs: files on disk, or object keys under this server's prefix on S3."""
+        if scaleout.is_scaleout():
+            return [k for k in scaleout.backend().s3.keys(self._prefix()) if "/_health/" not in k]
         root = self.data_dir / "blobs"
         return sorted(p for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp")
+
+    def _prefix(self) -> str:
+        return scaleout.backend().settings_for(self.data_dir)["blob_url"].split("/", 3)[3] + "/"

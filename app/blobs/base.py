@@ -1,7 +1,8 @@
 """The `BlobStore` protocol: bytes keyed by server-made ids, streamed in and out.
 
-A write goes to a temporary place and becomes visible under its key only on `commit`;
-`abort` removes every trace of it. Readers never see half a blob.
+A write becomes visible under its key only on `commit` (local disk: a temporary file renamed
+into place; S3: a PUT or multipart upload that completes); `abort` removes every trace of it.
+Readers never see half a blob. `list_keys` lets `filedock gc` find blobs that no row names.
 """
 
 from collections.abc import AsyncIterator
@@ -30,7 +31,8 @@ class BlobWriter(Protocol):
 
 
 class BlobStore(Protocol):
-    async def writer(self) -> BlobWriter: ...
+    async def writer(self, key: str) -> BlobWriter:
+        """A write that `commit(key)` will make visible; S3 streams to the final key from the start."""
 
     async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes `start` up to `end` (exclusive) of a blob, in chunks.
@@ -46,5 +48,8 @@ class BlobStore(Protocol):
 
     async def remove_stale_temporaries(self, idle_seconds: float) -> int:
         """Remove writes abandoned by crashed processes; returns how many were removed."""
+
+    def list_keys(self, modified_before: float) -> AsyncIterator[str]:
+        """Keys of committed blobs last written before `modified_before` (a Unix time), for gc."""
 
     async def aclose(self) -> None: ...

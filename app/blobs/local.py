@@ -26,6 +26,7 @@ READ_CHUNK_BYTES = 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 IO_THREADS = 16
+ABORT_WAIT_SECONDS = 1.0
 T = TypeVar("T")
 
 
@@ -71,8 +72,11 @@ class LocalBlobWriter:
 
     def abort(self) -> None:
         in_flight = self._in_flight
+        if in_flight is not None:
+            # A block write takes milliseconds: wait for it, so the temporary file is gone
+            # before the caller answers. Only a stalled disk leaves the removal to the thread.
+            concurrent.futures.wait([in_flight], timeout=ABORT_WAIT_SECONDS)
         if in_flight is not None and not in_flight.done():
-            # A thread is still writing to the descriptor: close it only once that write ends.
             in_flight.add_done_callback(lambda _: self._close_and_remove())
         else:
             self._close_and_remove()
@@ -139,7 +143,8 @@ class LocalBlobStore:
             raise BlobNotFound(key)
         return path
 
-    async def writer(self) -> LocalBlobWriter:
+    async def writer(self, key: str = "") -> LocalBlobWriter:
+        """`key` is where `commit` will put the bytes; a local write does not need it before then."""
         temp_path = self.temp_dir / f"{secrets.token_hex(16)}.part"
         try:
             fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -181,6 +186,22 @@ class LocalBlobStore:
                     os.unlink(entry.path)
                     removed += 1
         return removed
+
+    async def list_keys(self, modified_before: float) -> AsyncIterator[str]:
+        """Keys of committed blobs last written before `modified_before` (a Unix time)."""
+        for key in await asyncio.to_thread(self._list_keys, modified_before):
+            yield key
+
+    def _list_keys(self, modified_before: float) -> list[str]:
+        keys = []
+        for shard in os.scandir(self.root):
+            if not shard.is_dir() or shard.path == str(self.temp_dir):
+                continue
+            for entry in os.scandir(shard.path):
+                with contextlib.suppress(FileNotFoundError):
+                    if _KEY.fullmatch(entry.name) and entry.stat().st_mtime < modified_before:
+                        keys.append(entry.name)
+        return keys
 
     async def aclose(self) -> None:
         self._io.shutdown(wait=True)

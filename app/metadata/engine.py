@@ -7,14 +7,28 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def create_engine(database_url: str, *, durable: bool = True) -> AsyncEngine:
-    """`durable`: SQLite fsyncs each commit, so an acknowledged file survives a power loss."""
+def create_engine(database_url: str, *, durable: bool = True, timeout_seconds: float = 30.0) -> AsyncEngine:
+    """`durable`: SQLite fsyncs each commit, so an acknowledged file survives a power loss.
+
+    `timeout_seconds` bounds PostgreSQL's connect, each statement and the wait for a pooled
+    connection, so a stuck database becomes a 503 instead of a hang.
+    """
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, connect_args={"timeout": 30})
         synchronous = "FULL" if durable else "NORMAL"
         event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, synchronous=synchronous))
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        database_url,
+        pool_size=10,
+        max_overflow=10,
+        # No pre-ping (a round trip per request): a connection that died with a PostgreSQL restart
+        # fails one request with a 503, and SQLAlchemy then discards the whole pool.
+        pool_pre_ping=False,
+        pool_timeout=timeout_seconds,
+        pool_recycle=1800,
+        connect_args={"timeout": min(timeout_seconds, 10), "command_timeout": timeout_seconds},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous: str) -> None:

@@ -2,11 +2,12 @@
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, insert, or_, select, tuple_
+from sqlalchemy import Select, bindparam, delete, insert, or_, select, tuple_
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -48,21 +49,36 @@ _FILE_COLUMNS = [getattr(FileRow, f.name) for f in dataclasses.fields(FileRecord
 
 
 def _record(row: Any) -> FileRecord:
-    return FileRecord(**row._mapping)
+    return FileRecord(*row)  # columns are selected in FileRecord's field order
 
 
 def _live(now: int) -> Any:
     return or_(FileRow.expires_at.is_(None), FileRow.expires_at > now)
 
 
-@contextlib.asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One transaction; database failures become `StorageUnavailable` here and only here."""
+@contextlib.contextmanager
+def _database_errors() -> Iterator[None]:
+    """Database failures become `StorageUnavailable` here and only here."""
     try:
-        async with engine.begin() as connection:
-            yield connection
+        yield
     except (OperationalError, DBAPIError, OSError) as exc:
         raise StorageUnavailable("The metadata database is unavailable. Please retry.") from exc
+
+
+@contextlib.asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction, committed when the block ends without an error."""
+    with _database_errors():
+        async with engine.begin() as connection:
+            yield connection
+
+
+@contextlib.asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads only: no explicit BEGIN/COMMIT round trips."""
+    with _database_errors():
+        async with engine.connect() as connection:
+            yield connection
 
 
 async def insert_file_row(connection: AsyncConnection, record: FileRecord) -> FileRecord:
@@ -71,6 +87,21 @@ async def insert_file_row(connection: AsyncConnection, record: FileRecord) -> Fi
     values.pop("seq")
     result = await connection.execute(insert(FileRow).values(values).returning(FileRow.seq))
     return dataclasses.replace(record, seq=result.scalar_one())
+
+
+# Built once: SQLAlchemy then reuses the compiled SQL for every request.
+_GET_LIVE_FILE = select(*_FILE_COLUMNS).where(
+    FileRow.id == bindparam("file_id"),
+    or_(FileRow.expires_at.is_(None), FileRow.expires_at > bindparam("now")),
+)
+_CURSOR_POSITION = (
+    select(FileRow.created_at, FileRow.seq)
+    .where(FileRow.id == bindparam("file_id"))
+    .union_all(
+        select(FileTombstone.created_at, FileTombstone.seq).where(FileTombstone.id == bindparam("file_id"))
+    )
+    .limit(1)
+)
 
 
 class MetadataStore:
@@ -89,34 +120,28 @@ class MetadataStore:
             return await insert_file_row(connection, record)
 
     async def get_file(self, file_id: str, now: int) -> FileRecord | None:
-        query = select(*_FILE_COLUMNS).where(FileRow.id == file_id, _live(now))
-        async with self._transaction() as connection:
-            row = (await connection.execute(query)).first()
+        async with reading(self._engine) as connection:
+            row = (await connection.execute(_GET_LIVE_FILE, {"file_id": file_id, "now": now})).first()
         return _record(row) if row else None
 
     async def list_files(
         self, *, purpose: str | None, after: str | None, limit: int, order: Order, now: int
     ) -> tuple[list[FileRecord], bool]:
         """One page in `(created_at, seq)` order and whether more follow."""
-        async with self._transaction() as connection:
-            query = select(*_FILE_COLUMNS).where(_live(now))
-            if purpose is not None:
-                query = query.where(FileRow.purpose == purpose)
+        params: dict[str, object] = {"now": now, "purpose": purpose, "limit": limit + 1}
+        async with reading(self._engine) as connection:
             if after is not None:
                 position = await self._position(connection, after)
-                query = _after(query, position, order)
-            key = (FileRow.created_at, FileRow.seq)
-            query = query.order_by(*(k.desc() if order == "desc" else k.asc() for k in key))
-            rows = (await connection.execute(query.limit(limit + 1))).all()
+                params.update(after_created_at=position.created_at, after_seq=position.seq)
+            query = _list_query(filter_purpose=purpose is not None, paged=after is not None, order=order)
+            rows = (await connection.execute(query, params)).all()
         return [_record(r) for r in rows[:limit]], len(rows) > limit
 
     async def _position(self, connection: AsyncConnection, file_id: str) -> Position:
-        for table in (FileRow, FileTombstone):
-            query = select(table.created_at, table.seq).where(table.id == file_id)
-            row = (await connection.execute(query)).first()
-            if row:
-                return Position(row.created_at, row.seq)
-        raise CursorNotFound(file_id)
+        row = (await connection.execute(_CURSOR_POSITION, {"file_id": file_id})).first()
+        if row is None:
+            raise CursorNotFound(file_id)
+        return Position(row.created_at, row.seq)
 
     async def delete_file(self, file_id: str, now: int) -> FileRecord | None:
         """Delete a live file's row, leaving a tombstone; None if there was no live file."""
@@ -152,7 +177,18 @@ class MetadataStore:
             return (await connection.execute(select(FileRow.blob_key))).scalars().all()
 
 
-def _after(query: Select[Any], position: Position, order: Order) -> Select[Any]:
-    key = tuple_(FileRow.created_at, FileRow.seq)
-    bound = tuple_(position.created_at, position.seq)
-    return query.where(key < bound if order == "desc" else key > bound)
+@functools.cache
+def _list_query(*, filter_purpose: bool, paged: bool, order: Order) -> Select[Any]:
+    """One of the eight shapes of a list page, built once with bound parameters."""
+    query = select(*_FILE_COLUMNS).where(
+        or_(FileRow.expires_at.is_(None), FileRow.expires_at > bindparam("now"))
+    )
+    if filter_purpose:
+        query = query.where(FileRow.purpose == bindparam("purpose"))
+    if paged:
+        key = tuple_(FileRow.created_at, FileRow.seq)
+        bound = tuple_(bindparam("after_created_at"), bindparam("after_seq"))
+        query = query.where(key < bound if order == "desc" else key > bound)
+    sort = (FileRow.created_at, FileRow.seq)
+    query = query.order_by(*(k.desc() if order == "desc" else k.asc() for k in sort))
+    return query.limit(bindparam("limit"))

@@ -33,6 +33,7 @@ class FileRow(Base):
         Index("ix_files_created_at_seq", "created_at", "seq"),
         Index("ix_files_purpose_created_at_seq", "purpose", "created_at", "seq"),
         Index("ix_files_expires_at", "expires_at"),
+        Index("ix_files_blob_key", "blob_key"),  # gc asks "does any row name this blob?"
     )
 
 
@@ -81,4 +82,4 @@ class UploadPartRow(Base):
     )
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
-    blob_key: Mapped[str] = mapped_column(String(128))
+    blob_key: Mapped[str] = mapped_column(String(128), index=True)

@@ -95,6 +95,32 @@ class UploadStore:
             await connection.execute(insert(UploadPartRow).values(dataclasses.asdict(part)))
         return True
 
+    async def add_part_at(self, part: PartRecord, offset: int, now: int) -> bool:
+        """Record a Part only if the Upload is open and has received exactly `offset` bytes.
+
+        For protocols whose chunks arrive in order (Gemini's resumable uploads): a repeated or
+        racing chunk for the same offset loses here, so the Parts tile the file exactly.
+        """
+        fits = (UploadRow.received_bytes == offset) & (
+            UploadRow.received_bytes + part.bytes <= UploadRow.bytes
+        )
+        grow = update(UploadRow).where(*_open(part.upload_id, now), fits)
+        async with transaction(self._engine) as connection:
+            result = await connection.execute(
+                grow.values(received_bytes=UploadRow.received_bytes + part.bytes)
+            )
+            if result.rowcount != 1:
+                return False
+            await connection.execute(insert(UploadPartRow).values(dataclasses.asdict(part)))
+        return True
+
+    async def parts_in_id_order(self, upload_id: str) -> list[PartRecord]:
+        """Every Part of the Upload, ordered by id (ids that start with a padded offset sort by it)."""
+        query = select(*_PART_COLUMNS).where(UploadPartRow.upload_id == upload_id).order_by(UploadPartRow.id)
+        async with transaction(self._engine) as connection:
+            rows = (await connection.execute(query)).all()
+        return [PartRecord(**row._mapping) for row in rows]
+
     async def parts_of(self, upload_id: str, part_ids: Sequence[str]) -> dict[str, PartRecord]:
         """Those of `part_ids` that are Parts of this Upload, by id."""
         query = select(*_PART_COLUMNS).where(

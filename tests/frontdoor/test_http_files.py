@@ -8,7 +8,6 @@ import asyncio
 import http.client
 import json
 import socket
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -95,15 +94,13 @@ def vendor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileDock
 
 
 def set_expires_at(server: FileDockServer, file_id: str, expires_at: int) -> None:
-    """Arrange an expiry directly in the server's SQLite database (no test clock exists)."""
-    with sqlite3.connect(server.data_dir / "filedock.db", timeout=10) as db:
-        changed = db.execute("UPDATE files SET expires_at = ? WHERE id = ?", (expires_at, file_id)).rowcount
-    assert changed == 1
+    """Arrange an expiry directly in the server's database (no test clock exists)."""
+    changed = server.sql("UPDATE files SET expires_at = ? WHERE id = ? RETURNING id", expires_at, file_id)
+    assert changed == [(file_id,)]
 
 
 def row_count(server: FileDockServer, file_id: str) -> int:
-    with sqlite3.connect(server.data_dir / "filedock.db", timeout=10) as db:
-        return int(db.execute("SELECT count(*) FROM files WHERE id = ?", (file_id,)).fetchone()[0])
+    return int(str(server.sql("SELECT count(*) FROM files WHERE id = ?", file_id)[0][0]))
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
@@ -523,6 +520,7 @@ def test_declared_body_at_limit_is_read(limited: httpx.Client) -> None:
 # --- broken connections, restarts, races ------------------------------------------------------
 
 
+@pytest.mark.embedded_only("S3 buffers a blob's first 8 MiB in memory, so this cut upload never reaches it")
 def test_client_disconnect_mid_upload_leaves_nothing(server: FileDockServer, http: httpx.Client) -> None:
     head = multipart(PURPOSE, ("file", "cut.bin", b"")).split(b"\r\n--" + BOUNDARY.encode() + b"--")[0]
     request = (

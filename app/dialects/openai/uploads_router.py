@@ -16,7 +16,7 @@ MAX_JSON_BODY_BYTES = 1024 * 1024  # 10,000 part ids fit with room to spare
 T = TypeVar("T")
 
 
-def get_uploads(request: Request) -> UploadService:
+async def get_uploads(request: Request) -> UploadService:
     uploads: UploadService = request.app.state.uploads
     return uploads
 

@@ -2,6 +2,8 @@
 
 from typing import Literal
 
+import pydantic_core
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.metadata.store import FileRecord
@@ -31,6 +33,26 @@ class FileObject(BaseModel):
             status=record.status,
             status_details=record.status_details,
         )
+
+
+def file_json(record: FileRecord) -> dict[str, object]:
+    """A FileObject as plain data: the hot list and retrieve paths skip building pydantic models."""
+    return {
+        "id": record.id,
+        "object": "file",
+        "bytes": record.bytes,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "filename": record.filename,
+        "purpose": record.purpose,
+        "status": record.status,
+        "status_details": record.status_details,
+    }
+
+
+def json_response(payload: object) -> Response:
+    """Serialise in Rust (pydantic-core) and skip FastAPI's response-model validation."""
+    return Response(pydantic_core.to_json(payload), media_type="application/json")
 
 
 class FileList(BaseModel):

@@ -1,0 +1,59 @@
+"""Domain errors as Anthropic error JSON, with the request id in the body and a `request-id` header.
+
+`{"type": "error", "error": {"type", "message", "details"?: {"error_code"}}, "request_id"}`;
+anthropic 2.x picks an exception subclass from `error.details.error_code`.
+"""
+
+from fastapi.responses import JSONResponse
+
+from app import errors
+
+# Most specific class first: the first `isinstance` match wins.
+STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
+    (errors.Unauthenticated, 401, "authentication_error"),
+    (errors.RouteNotFound, 404, "not_found_error"),
+    (errors.NotFound, 404, "not_found_error"),
+    (errors.FileTooLarge, 413, "request_too_large"),
+    (errors.InvalidRequest, 400, "invalid_request_error"),
+    (errors.UnsupportedMediaType, 400, "invalid_request_error"),
+    (errors.RequestTooLarge, 413, "request_too_large"),
+    (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
+    (errors.StorageUnavailable, 503, "api_error"),
+]
+ERROR_CODES: dict[type[errors.FileDockError], str] = {errors.DownloadRefused: "file_not_downloadable"}
+
+
+def status_and_type(exc: errors.FileDockError) -> tuple[int, str]:
+    for cls, status, error_type in STATUS_AND_TYPE:
+        if isinstance(exc, cls):
+            return status, error_type
+    return 500, "api_error"
+
+
+def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONResponse:
+    status, error_type = status_and_type(exc)
+    error: dict[str, object] = {"type": error_type, "message": exc.message}
+    if type(exc) in ERROR_CODES:
+        error["details"] = {"error_code": ERROR_CODES[type(exc)]}
+    headers = {"request-id": request_id} if request_id else {}
+    if isinstance(exc, errors.StorageUnavailable):
+        headers["retry-after"] = str(exc.retry_after_seconds)
+    else:
+        headers["x-should-retry"] = "false"  # a permanent failure: the SDK must not retry it
+    if isinstance(exc, errors.RangeNotSatisfiable):
+        headers["content-range"] = f"bytes */{exc.size}"
+    if isinstance(exc, errors.RequestTooLarge):
+        headers["connection"] = "close"  # the body was not read; the connection cannot be reused
+    return _body(status, error, request_id, headers)
+
+
+def server_error_response(request_id: str | None) -> JSONResponse:
+    error: dict[str, object] = {"type": "api_error", "message": "Internal server error"}
+    return _body(500, error, request_id, {"request-id": request_id} if request_id else {})
+
+
+def _body(
+    status: int, error: dict[str, object], request_id: str | None, headers: dict[str, str]
+) -> JSONResponse:
+    body = {"type": "error", "error": error, "request_id": request_id}
+    return JSONResponse(body, status_code=status, headers=headers)

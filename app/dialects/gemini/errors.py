@@ -1,0 +1,56 @@
+"""Domain errors as Google's error JSON: `{"error": {"code", "message", "status"}}`.
+
+google-genai treats every status but 200 as an error (4xx `ClientError`, 5xx `ServerError`).
+Replies to resumable-upload requests also carry `X-Goog-Upload-Status: final`, so the SDK's
+chunk loop stops at once instead of re-posting the chunk with back-off.
+"""
+
+from fastapi.responses import JSONResponse
+
+from app import errors
+
+# Most specific class first: the first `isinstance` match wins.
+STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
+    (errors.Unauthenticated, 400, "INVALID_ARGUMENT"),
+    (errors.RouteNotFound, 404, "NOT_FOUND"),
+    (errors.NotFound, 404, "NOT_FOUND"),
+    (errors.DownloadRefused, 400, "FAILED_PRECONDITION"),
+    (errors.InvalidRequest, 400, "INVALID_ARGUMENT"),
+    (errors.UnsupportedMediaType, 400, "INVALID_ARGUMENT"),
+    (errors.RequestTooLarge, 413, "INVALID_ARGUMENT"),
+    (errors.RangeNotSatisfiable, 416, "OUT_OF_RANGE"),
+    (errors.StorageUnavailable, 503, "UNAVAILABLE"),
+]
+MISSING_KEY_MESSAGE = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+
+
+def status_and_code(exc: errors.FileDockError) -> tuple[int, str]:
+    if isinstance(exc, errors.Unauthenticated) and exc.code == "missing_api_key":
+        return 403, "PERMISSION_DENIED"
+    for cls, status, code in STATUS_AND_CODE:
+        if isinstance(exc, cls):
+            return status, code
+    return 500, "INTERNAL"
+
+
+def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
+    status, code = status_and_code(exc)
+    headers = {"x-goog-upload-status": "final"} if upload else {}
+    if isinstance(exc, errors.StorageUnavailable):
+        headers["retry-after"] = str(exc.retry_after_seconds)
+    if isinstance(exc, errors.RequestTooLarge):
+        headers["connection"] = "close"
+    return _body(status, exc.message, code, headers)
+
+
+def server_error_response(*, upload: bool) -> JSONResponse:
+    headers = {"x-goog-upload-status": "final"} if upload else {}
+    return _body(500, "Internal error encountered.", "INTERNAL", headers)
+
+
+def _body(status: int, message: str, code: str, headers: dict[str, str]) -> JSONResponse:
+    body = {"error": {"code": status, "message": message, "status": code}}
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,342 @@
+"""Gemini Files routes (under `/gemini`, or the bare root when sniffed as Gemini), for `v1beta`
+(google-genai 2.x) and `v1` (3.x).
+
+Uploads use Google's resumable protocol: a `start` request opens a session and answers with an
+`X-Goog-Upload-URL` built from the address the client reached us at; chunk requests to that URL
+carry no API key, the session id in the URL is their capability. Every reply is status 200.
+"""
+
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from app import ids
+from app.dialects.apps import create_dialect_app
+from app.dialects.gemini import errors as gemini_errors
+from app.dialects.gemini.wire import file_resource
+from app.errors import (
+    DownloadRefused,
+    FileDockError,
+    FileNotFound,
+    InvalidRequest,
+    NotFound,
+    RouteNotFound,
+    Unauthenticated,
+)
+from app.headers import content_disposition
+from app.metadata.store import FileRecord
+from app.resumable import ResumableUploads, Session, check_offset
+from app.service import FileService
+from app.settings import DownloadPolicy
+
+VERSIONS = ("v1beta", "v1")
+MAX_START_BODY_BYTES = 64 * 1024
+MAX_DISPLAY_NAME = 512
+CHUNK_GRANULARITY = 8 * 1024 * 1024  # the SDK's chunk size; any size is accepted
+MAX_DISCARDED_BYTES = 4 * CHUNK_GRANULARITY  # a refused chunk is read to its end up to this size
+INVALID_KEY_MESSAGE = "API key not valid. Please pass a valid API key."
+
+
+def get_service(request: Request) -> FileService:
+    service: FileService = request.app.state.service
+    return service
+
+
+def get_resumable(request: Request) -> ResumableUploads:
+    return ResumableUploads(request.app.state.uploads)
+
+
+ServiceDep = Annotated[FileService, Depends(get_service)]
+ResumableDep = Annotated[ResumableUploads, Depends(get_resumable)]
+
+
+def require_api_key(request: Request, service: ServiceDep) -> None:
+    """With keys configured, `x-goog-api-key` (the SDK) or `?key=` (REST callers) must name one."""
+    accepted = service.settings.api_keys
+    if not accepted:
+        return
+    key = request.headers.get("x-goog-api-key") or request.query_params.get("key") or ""
+    if not key:
+        raise Unauthenticated(gemini_errors.MISSING_KEY_MESSAGE, code="missing_api_key")
+    if key not in accepted:
+        raise Unauthenticated(INVALID_KEY_MESSAGE, code="API_KEY_INVALID")
+
+
+def check_version(version: str) -> str:
+    if version not in VERSIONS:
+        raise RouteNotFound(f"Invalid API version {version!r}: use one of {', '.join(VERSIONS)}.")
+    return version
+
+
+VersionDep = Annotated[str, Depends(check_version)]
+router = APIRouter()
+
+
+@router.post("/upload/{version}/files")
+async def upload_file(
+    request: Request, version: VersionDep, service: ServiceDep, resumable: ResumableDep
+) -> Response:
+    upload_id = request.query_params.get("upload_id")
+    if upload_id is not None:  # a chunk: authorised by the session id the start reply handed out
+        return await _chunk(request, upload_id, version, service, resumable)
+    require_api_key(request, service)
+    return await _start(request, version, service, resumable)
+
+
+@router.get("/{version}/files", dependencies=[Depends(require_api_key)])
+async def list_files(
+    request: Request,
+    version: VersionDep,
+    service: ServiceDep,
+    pageSize: str | None = None,
+    pageToken: str | None = None,
+) -> JSONResponse:
+    after = _page_token(pageToken) if pageToken else None
+    try:
+        records, has_more = await service.list_files(
+            purpose=None, after=after, limit=_page_size(pageSize, service), order="desc"
+        )
+    except NotFound:
+        raise InvalidRequest(f"Invalid page token: {pageToken}.") from None
+    body: dict[str, Any] = {}
+    if records:
+        body["files"] = [_resource(r, request, version, service) for r in records]
+    if has_more:
+        body["nextPageToken"] = ids.to_gemini_id(records[-1].id)
+    return JSONResponse(body)
+
+
+@router.get("/{version}/files/{file_id}:download", dependencies=[Depends(require_api_key)])
+async def download_file(file_id: str, version: VersionDep, service: ServiceDep) -> Response:
+    record = await _get(file_id, service)
+    if service.settings.download_policy is DownloadPolicy.VENDOR:
+        raise DownloadRefused(f"Only generated files can be downloaded; files/{file_id} was uploaded.")
+    headers = {
+        "content-disposition": content_disposition(record.filename),
+        "content-length": str(record.bytes),
+    }
+    chunks = await service.open_blob(record.blob_key)  # fails here, before headers go out
+    return StreamingResponse(chunks, media_type=record.mime_type, headers=headers)
+
+
+@router.get("/{version}/files/{file_id}", dependencies=[Depends(require_api_key)])
+async def get_file(file_id: str, request: Request, version: VersionDep, service: ServiceDep) -> JSONResponse:
+    return JSONResponse(_resource(await _get(file_id, service), request, version, service))
+
+
+@router.delete("/{version}/files/{file_id}", dependencies=[Depends(require_api_key)])
+async def delete_file(file_id: str, version: VersionDep, service: ServiceDep) -> JSONResponse:
+    try:
+        await service.delete_file(ids.from_gemini_id(file_id) or "")
+    except FileNotFound:
+        raise _not_found(file_id) from None
+    return JSONResponse({})
+
+
+def create_gemini_app() -> FastAPI:
+    def is_upload(request: Request) -> bool:
+        return "/upload/" in request.url.path
+
+    return create_dialect_app(
+        "FileDock (Gemini)",
+        router,
+        lambda request, exc: gemini_errors.error_response(exc, upload=is_upload(request)),
+        lambda request: gemini_errors.server_error_response(upload=is_upload(request)),
+    )
+
+
+async def _start(
+    request: Request, version: str, service: FileService, resumable: ResumableUploads
+) -> Response:
+    if request.headers.get("x-goog-upload-protocol", "").lower() != "resumable":
+        raise InvalidRequest(
+            "Only the resumable upload protocol (X-Goog-Upload-Protocol: resumable) is supported."
+        )
+    if request.headers.get("x-goog-upload-command", "").strip().lower() != "start":
+        raise InvalidRequest("A resumable upload starts with X-Goog-Upload-Command: start.")
+    file = await _start_body(request)
+    display_name = _field(file, "display_name", "displayName") or request.headers.get(
+        "x-goog-upload-file-name"
+    )
+    if display_name is not None and len(str(display_name)) > MAX_DISPLAY_NAME:
+        raise InvalidRequest(f"displayName is longer than {MAX_DISPLAY_NAME} characters.")
+    mime_type = request.headers.get("x-goog-upload-header-content-type") or _field(
+        file, "mime_type", "mimeType"
+    )
+    lifetime = service.settings.gemini_file_lifetime_seconds
+    upload = await resumable.start(
+        filename=str(display_name or ""),
+        mime_type=str(mime_type or "application/octet-stream"),
+        size=_declared_size(request, file),
+        limit=service.settings.gemini_max_file_bytes,
+        lifetime=lifetime or None,
+    )
+    query = f"upload_id={upload.id}&upload_protocol=resumable"
+    url = f"{_public_base(request, service)}/upload/{version}/files?{query}"
+    headers = {
+        "x-goog-upload-url": url,
+        "x-goog-upload-status": "active",
+        "x-goog-upload-chunk-granularity": str(CHUNK_GRANULARITY),
+        "x-goog-upload-control-url": url,
+    }
+    return JSONResponse({}, headers=headers)
+
+
+async def _chunk(
+    request: Request, upload_id: str, version: str, service: FileService, resumable: ResumableUploads
+) -> Response:
+    command = {c.strip().lower() for c in request.headers.get("x-goog-upload-command", "").split(",")}
+    try:
+        session = await resumable.get(upload_id)
+        _check_chunk(session, command, request)
+    except FileDockError:
+        await _discard_body(request)  # so the client reads our error rather than a reset connection
+        raise
+    if "query" in command:
+        return _status_reply(session)
+    if "cancel" in command:
+        await resumable.uploads.cancel(upload_id)
+        return Response(headers={"x-goog-upload-status": "cancelled"})
+    if session.file is not None:  # a retried finalize after a lost reply gets the same File
+        return _final_reply(session.file, request, version, service)
+    upload = session.upload
+    if "upload" in command:
+        offset = _offset(request.headers.get("x-goog-upload-offset"), upload.received_bytes)
+        upload = await resumable.add_chunk(upload, offset, request.stream())
+    if "finalize" in command:
+        return _final_reply(await resumable.finalize(upload), request, version, service)
+    return _status_reply(Session(upload))
+
+
+def _check_chunk(session: Session, command: set[str], request: Request) -> None:
+    """Every refusal that needs no byte of the chunk, made before any byte is read."""
+    if command & {"query", "cancel"}:
+        return
+    if not command & {"upload", "finalize"}:
+        raise InvalidRequest("X-Goog-Upload-Command must be upload, finalize, query or cancel.")
+    if session.file is not None:
+        if "finalize" not in command:
+            raise InvalidRequest("The upload is already finalized.")
+        return
+    if "upload" in command:
+        offset = _offset(request.headers.get("x-goog-upload-offset"), session.upload.received_bytes)
+        check_offset(session.upload, offset)
+
+
+async def _discard_body(request: Request) -> None:
+    """Read and drop an unread request body, up to `MAX_DISCARDED_BYTES`; stored nowhere."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > MAX_DISCARDED_BYTES:
+            return
+
+
+def _status_reply(session: Session) -> Response:
+    headers = {
+        "x-goog-upload-status": "final" if session.file is not None else "active",
+        "x-goog-upload-size-received": str(session.received),
+    }
+    return Response(headers=headers)
+
+
+def _final_reply(record: FileRecord, request: Request, version: str, service: FileService) -> Response:
+    body = {"file": _resource(record, request, version, service)}
+    return JSONResponse(body, headers={"x-goog-upload-status": "final"})
+
+
+async def _start_body(request: Request) -> dict[str, Any]:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_START_BODY_BYTES:
+            raise InvalidRequest("The upload start request's JSON body is too large.")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("Invalid JSON payload received.") from None
+    file = body.get("file", {}) if isinstance(body, dict) else None
+    if not isinstance(file, dict):
+        raise InvalidRequest('Invalid JSON payload: expected {"file": {...}}.')
+    return file
+
+
+def _field(file: dict[str, Any], snake: str, camel: str) -> Any:
+    """The SDK sends snake_case, REST callers camelCase: accept both."""
+    return file.get(snake, file.get(camel))
+
+
+def _declared_size(request: Request, file: dict[str, Any]) -> int:
+    raw = request.headers.get("x-goog-upload-header-content-length")
+    if raw is None:
+        raw = _field(file, "size_bytes", "sizeBytes")
+    if raw is None:
+        raise InvalidRequest("The upload size is required: send X-Goog-Upload-Header-Content-Length.")
+    text = str(raw).strip()
+    if not re.fullmatch(r"[0-9]{1,19}", text):
+        raise InvalidRequest(f"Invalid upload size: {raw!r}.")
+    return int(text)
+
+
+def _offset(raw: str | None, received: int) -> int:
+    if raw is None:
+        return received
+    if not re.fullmatch(r"[0-9]{1,19}", raw.strip()):
+        raise InvalidRequest(f"Invalid X-Goog-Upload-Offset: {raw!r}.")
+    return int(raw.strip())
+
+
+def _public_base(request: Request, service: FileService) -> str:
+    """The URL the client reached this face of the store at: `/gemini`, or the bare root when sniffed."""
+    root = str(request.scope.get("root_path", ""))
+    if request.scope.get("filedock.sniffed"):
+        root = root.removesuffix("/gemini")
+    configured = service.settings.public_url.rstrip("/")
+    if configured:
+        return configured + root
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{request.url.scheme}://{host}{root}"
+
+
+def _resource(record: FileRecord, request: Request, version: str, service: FileService) -> dict[str, Any]:
+    downloadable = service.settings.download_policy is DownloadPolicy.PERMISSIVE
+    return file_resource(
+        record, base=_public_base(request, service), version=version, downloadable=downloadable
+    )
+
+
+async def _get(file_id: str, service: FileService) -> FileRecord:
+    try:
+        return await service.get_file(ids.from_gemini_id(file_id) or "")
+    except FileNotFound:
+        raise _not_found(file_id) from None
+
+
+def _not_found(file_id: str) -> FileDockError:
+    error = FileNotFound(file_id)
+    error.message = f"File files/{file_id.removeprefix('files/')} was not found."
+    return error
+
+
+def _page_size(raw: str | None, service: FileService) -> int:
+    default, high = service.settings.gemini_default_page_size, service.settings.gemini_max_page_size
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"-?[0-9]{1,9}", raw):
+        raise InvalidRequest(f"Invalid value at 'page_size' (TYPE_INT32), {raw!r}")
+    value = int(raw)
+    if value < 0:
+        raise InvalidRequest("page_size must not be negative.")
+    return min(value, high) if value else default
+
+
+def _page_token(raw: str) -> str:
+    core = ids.from_gemini_id(raw)
+    if core is None:
+        raise InvalidRequest(f"Invalid page token: {raw}.")
+    return core

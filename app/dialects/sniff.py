@@ -1,0 +1,83 @@
+"""Tell the dialect of a bare-root request from its path and headers, and route it to that face.
+
+The rule of ../shared/spec/anthropic-gemini.md §4.2, first match wins:
+
+1. a path under `/upload/` is a Gemini upload (its chunk requests carry no API key);
+2. a `:download` path or a `v1beta` segment is Gemini;
+3. `x-goog-api-key`, `x-goog-api-client`, any `x-goog-upload-*` header, a `key=` query or a
+   `google-genai-sdk` user agent is Gemini;
+4. `anthropic-version`, `x-api-key` or `anthropic-beta` is Anthropic (era C authenticates with
+   `Authorization: Bearer`, so auth alone tells nothing);
+5. otherwise the file id in the path decides (`file_…` Anthropic, a bare Gemini id Gemini),
+   and anything else is OpenAI.
+
+Requests under `/openai`, `/anthropic` and `/gemini` (or `/healthz`) are left alone.
+"""
+
+import re
+from enum import StrEnum
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+EXPLICIT_PREFIXES = ("/openai", "/anthropic", "/gemini", "/healthz", "/docs", "/openapi.json", "/redoc")
+_FILE_ID_SEGMENT = re.compile(r"^/v1[^/]*/files/([^/:]+)")
+_GEMINI_ID = re.compile(r"(files/)?[a-z0-9]{28}")
+
+
+class Dialect(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+
+
+def sniff(path: str, headers: Headers, query_string: str = "") -> Dialect:
+    if path.startswith("/upload/") or ":download" in path or "v1beta" in path.split("/"):
+        return Dialect.GEMINI
+    if _has_google_signal(headers, query_string):
+        return Dialect.GEMINI
+    if any(name in headers for name in ("anthropic-version", "x-api-key", "anthropic-beta")):
+        return Dialect.ANTHROPIC
+    return _by_file_id(path)
+
+
+def _has_google_signal(headers: Headers, query_string: str) -> bool:
+    if "x-goog-api-key" in headers or "x-goog-api-client" in headers:
+        return True
+    if any(name.startswith("x-goog-upload-") for name in headers):
+        return True
+    if headers.get("user-agent", "").startswith("google-genai-sdk"):
+        return True
+    return "key" in parse_qs(query_string)
+
+
+def _by_file_id(path: str) -> Dialect:
+    match = _FILE_ID_SEGMENT.match(path)
+    if match is None:
+        return Dialect.OPENAI
+    if match[1].startswith("file_"):
+        return Dialect.ANTHROPIC
+    return Dialect.GEMINI if _GEMINI_ID.fullmatch(match[1]) else Dialect.OPENAI
+
+
+class DialectDispatcher:
+    """Pure ASGI: a bare-root Anthropic or Gemini request is re-pathed under its face's prefix."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path or path.startswith(EXPLICIT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        dialect = sniff(path, Headers(scope=scope), query)
+        if dialect is not Dialect.OPENAI:
+            prefix = "/" + dialect.value
+            scope = dict(scope)
+            scope["path"] = prefix + path
+            scope["raw_path"] = prefix.encode() + scope.get("raw_path", path.encode())
+            scope["filedock.sniffed"] = True
+        await self.app(scope, receive, send)

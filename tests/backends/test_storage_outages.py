@@ -1,0 +1,120 @@
+"""When PostgreSQL or S3 stops answering, requests get a prompt 503 with Retry-After, never a hang.
+
+A replica reaches both services through a TCP relay that the test can turn into a black hole
+(connections accepted, nothing ever answered): the worst kind of outage, with no error to see.
+"""
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.servers import FileDockServer
+
+TIMEOUT_SECONDS = 2
+
+
+class Relay:
+    """Forwards loopback connections to `target` until `black_hole` is set."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.black_hole = False
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                self.sockets.append(client)
+                if self.black_hole:
+                    continue  # accepted, never answered
+                upstream = socket.create_connection(self.target)
+                self.sockets.append(upstream)
+                for source, sink in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                while self.black_hole:  # a connection open before the outage goes silent too
+                    time.sleep(0.05)
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)  # pass the end of the stream on, as a direct connection would
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+@pytest.fixture
+def relayed(
+    replicas: Callable[..., FileDockServer], scaleout_settings: dict[str, str]
+) -> Iterator[Callable[[str], tuple[FileDockServer, Relay]]]:
+    relays: list[Relay] = []
+
+    def start(service: str) -> tuple[FileDockServer, Relay]:
+        """A replica that reaches `service` ("postgres" or "s3") through a relay."""
+        settings = dict(scaleout_settings, storage_timeout_seconds=str(TIMEOUT_SECONDS))
+        key = "database_url" if service == "postgres" else "s3_endpoint_url"
+        url = urlsplit(settings[key])
+        relay = Relay((url.hostname or "127.0.0.1", url.port or 0))
+        relays.append(relay)
+        settings[key] = url._replace(netloc=url.netloc.replace(f":{url.port}", f":{relay.port}")).geturl()
+        return replicas(**settings), relay
+
+    yield start
+    for relay in relays:
+        relay.close()
+
+
+def assert_prompt_503(response: httpx.Response, started: float) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["message"]
+    assert time.monotonic() - started < TIMEOUT_SECONDS * 6
+
+
+def test_silent_database_gives_a_prompt_503(relayed: Callable[[str], tuple[FileDockServer, Relay]]) -> None:
+    server, relay = relayed("postgres")
+    relay.black_hole = True
+    started = time.monotonic()
+    response = httpx.get(f"{server.openai_url}/files", timeout=60)
+    assert_prompt_503(response, started)
+    relay.black_hole = False
+
+
+def test_silent_s3_gives_a_prompt_503_on_upload_and_download(
+    relayed: Callable[[str], tuple[FileDockServer, Relay]],
+) -> None:
+    server, relay = relayed("s3")
+    made = httpx.post(
+        f"{server.openai_url}/files", data={"purpose": "user_data"}, files={"file": ("a.txt", b"abc")}
+    )
+    assert made.status_code == 200, made.text
+    relay.black_hole = True
+    started = time.monotonic()
+    upload = httpx.post(
+        f"{server.openai_url}/files",
+        data={"purpose": "user_data"},
+        files={"file": ("b.txt", b"xyz")},
+        timeout=60,
+    )
+    assert_prompt_503(upload, started)
+    started = time.monotonic()
+    download = httpx.get(f"{server.openai_url}/files/{made.json()['id']}/content", timeout=60)
+    assert_prompt_503(download, started)
+    relay.black_hole = False
+    listed = httpx.get(f"{server.openai_url}/files").json()["data"]
+    assert [f["filename"] for f in listed] == ["a.txt"]  # the failed upload left no row

@@ -1,0 +1,128 @@
+"""Gemini Files through google-genai, on the shared root and on `/gemini`.
+
+`make test` runs this file under google-genai 2.x (which calls `v1beta`) and 3.x (`v1`).
+"""
+
+import io
+from collections.abc import Callable
+
+import pytest
+from google import genai
+from google.genai import _api_client, errors
+
+from tests.servers import FileDockServer
+
+VERSION = "v1" if genai.__version__.startswith("3.") else "v1beta"
+
+
+def upload(
+    client: genai.Client, data: bytes, name: str = "notes.txt", mime: str = "text/plain"
+) -> genai.types.File:
+    return client.files.upload(file=io.BytesIO(data), config={"display_name": name, "mime_type": mime})
+
+
+def test_upload_returns_the_file_resource(
+    dock: FileDockServer, face: str, gemini_client: genai.Client
+) -> None:
+    created = upload(gemini_client, b"hello")
+    assert created.name is not None and created.name.startswith("files/")
+    assert created.name.removeprefix("files/").isalnum() and created.name.islower()
+    assert (created.display_name, created.mime_type, created.size_bytes) == ("notes.txt", "text/plain", 5)
+    assert created.state == genai.types.FileState.ACTIVE
+    assert created.create_time is not None and created.expiration_time is not None
+    assert (created.expiration_time - created.create_time).total_seconds() == 48 * 3600
+    base = dock.url + ("/gemini" if face == "prefix" else "")
+    assert created.uri == f"{base}/{VERSION}/{created.name}"
+    assert created.download_uri == f"{base}/{VERSION}/{created.name}:download?alt=media"
+
+
+def test_get_download_delete_round_trip(gemini_client: genai.Client) -> None:
+    created = upload(gemini_client, b"\x00binary\xff", "blob.bin", "application/octet-stream")
+    assert created.name is not None
+    assert gemini_client.files.get(name=created.name).name == created.name
+    assert gemini_client.files.download(file=created) == b"\x00binary\xff"
+    gemini_client.files.delete(name=created.name)
+    with pytest.raises(errors.ClientError) as caught:
+        gemini_client.files.get(name=created.name)
+    assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
+
+
+def test_multi_chunk_upload_is_assembled_in_order(
+    gemini_client: genai.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_api_client, "CHUNK_SIZE", 1000)
+    data = bytes(range(256)) * 20  # 5120 bytes: five full chunks and one short one
+    created = upload(gemini_client, data, "chunks.bin", "application/octet-stream")
+    assert created.size_bytes == len(data)
+    assert gemini_client.files.download(file=created) == data
+
+
+def test_upload_larger_than_one_sdk_chunk(
+    dock: FileDockServer, make_client: Callable[..., genai.Client]
+) -> None:
+    data = b"0123456789abcdef" * (_api_client.CHUNK_SIZE // 16) + b"tail"  # 8 MiB and 4 bytes
+    client = make_client(dock)
+    created = upload(client, data, "big.bin", "application/octet-stream")
+    assert created.size_bytes == len(data)
+    assert client.files.download(file=created) == data
+
+
+def test_empty_file_uploads(gemini_client: genai.Client) -> None:
+    created = upload(gemini_client, b"", "empty.txt")
+    assert created.size_bytes in (0, None)  # proto3 JSON omits zero; we send "0"
+    assert gemini_client.files.download(file=created) == b""
+
+
+def test_list_pages_through_every_file_newest_first(
+    make_dock: Callable[..., FileDockServer], make_client: Callable[..., genai.Client], face: str
+) -> None:
+    client = make_client(make_dock(), face)
+    uploaded = [upload(client, b"x", f"f{i}.txt").name for i in range(12)]
+    newest_first = uploaded[::-1]
+    assert [f.name for f in client.files.list().page] == newest_first[:10]  # 10 by default
+    pager = client.files.list(config={"page_size": 5})
+    assert [f.name for f in pager.page] == newest_first[:5]
+    assert [f.name for f in pager] == newest_first  # the Pager follows nextPageToken
+
+
+def test_bad_page_token_is_400_invalid_argument(gemini_client: genai.Client) -> None:
+    with pytest.raises(errors.ClientError) as caught:
+        gemini_client.files.list(config={"page_token": "not-a-token"})
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("files/file-AAAAAAAAAAAAAAAAAAAAAAAA", id="openai-id"),
+        pytest.param("files/file_AAAAAAAAAAAAAAAAAAAAAAAA", id="anthropic-id"),
+        pytest.param("files/zzzzzzzzzzzzzzzzzzzzzzzzzzzz", id="out-of-range"),
+    ],
+)
+def test_ids_of_other_dialects_are_404(gemini_client: genai.Client, name: str) -> None:
+    with pytest.raises(errors.ClientError) as caught:
+        gemini_client.files.get(name=name)
+    assert caught.value.code == 404
+
+
+def test_vendor_policy_hides_download_uri_and_refuses_download(
+    vendor_dock: FileDockServer, make_client: Callable[..., genai.Client], face: str
+) -> None:
+    client = make_client(vendor_dock, face)
+    created = upload(client, b"secret")
+    assert created.download_uri is None and created.name is not None
+    with pytest.raises(ValueError, match="download"):
+        client.files.download(file=created)  # the SDK refuses on its own
+    with pytest.raises(errors.ClientError) as caught:
+        client.files.download(file=created.name)
+    assert (caught.value.code, caught.value.status) == (400, "FAILED_PRECONDITION")
+
+
+def test_configured_api_keys_are_enforced(
+    keyed_dock: FileDockServer, make_client: Callable[..., genai.Client], face: str
+) -> None:
+    with pytest.raises(errors.ClientError) as caught:
+        list(make_client(keyed_dock, face, api_key="wrong").files.list())
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+    created = upload(make_client(keyed_dock, face, api_key="secret-1"), b"ok")  # chunks carry no key
+    assert created.size_bytes == 2
