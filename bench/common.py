@@ -7,6 +7,7 @@ reference (nginx, dd) the same way, with the load generated from separate proces
 import contextlib
 import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -107,8 +108,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def filedock(name: str, **settings: str) -> Iterator[Server]:
-    """`filedock serve` on a free loopback port with a fresh data dir under bench/out/<name>."""
+def filedock(name: str, env_extra: dict[str, str] | None = None, **settings: str) -> Iterator[Server]:
+    """`filedock serve` on a free loopback port with a fresh data dir under bench/out/<name>.
+
+    `settings` become FILEDOCK_* variables; `env_extra` (e.g. S3 credentials) is added as is.
+    """
     data_dir = OUT / name
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
@@ -120,6 +124,7 @@ def filedock(name: str, **settings: str) -> Iterator[Server]:
             for k, v in {"log_level": "warning", "workers": str(WORKERS), **settings}.items()
         }
     )
+    env.update(env_extra or {})
     log = OUT / f"{name}-server.log"
     command = [str(FILEDOCK_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as log_file:
@@ -131,6 +136,45 @@ def filedock(name: str, **settings: str) -> Iterator[Server]:
         yield Server(f"http://127.0.0.1:{port}", process.pid, data_dir)
     finally:
         _stop(process)
+
+
+POSTGRES_HOST = "127.0.0.1:5432"
+
+
+def psql(sql: str, database: str = "postgres") -> str:
+    """Run `sql` with psql against the local PostgreSQL (trust auth, user postgres)."""
+    host, port = POSTGRES_HOST.split(":")
+    command = ["psql", "-h", host, "-p", port, "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1"]
+    result = subprocess.run([*command, "-qAtc", sql], capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise RuntimeError(f"psql failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+@contextlib.contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """A fresh PostgreSQL database `filedock_bench_<name>_<hex>`, dropped afterwards; its asyncpg URL."""
+    database = f"filedock_bench_{name}_{secrets.token_hex(4)}"
+    psql(f"CREATE DATABASE {database}")
+    try:
+        yield f"postgresql+asyncpg://postgres@{POSTGRES_HOST}/{database}"
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def seaweedfs_s3(name: str) -> Iterator[Any]:
+    """SeaweedFS's S3 server on free loopback ports with a fresh bucket (tests/scaleout.py's)."""
+    from tests.scaleout import SeaweedS3
+
+    directory = OUT / f"{name}-seaweedfs"
+    shutil.rmtree(directory, ignore_errors=True)
+    s3 = SeaweedS3(directory).start()
+    try:
+        yield s3
+    finally:
+        s3.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 NGINX_CONF = """\
