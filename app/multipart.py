@@ -7,9 +7,10 @@ parsing itself is python-multipart's push parser; this module turns its callback
 """
 
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -20,6 +21,8 @@ from app.headers import parse_disposition_params
 MAX_PARTS = 32
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PART_HEADER_BYTES = 16 * 1024
+# Room for the multipart framing and text fields around the largest accepted file.
+FORM_OVERHEAD_BYTES = 1024 * 1024
 
 
 class MalformedForm(InvalidRequest):
@@ -45,6 +48,61 @@ def boundary_of(content_type: str | None) -> bytes:
     if not boundary:
         raise MalformedForm("the Content-Type header has no boundary parameter.")
     return boundary
+
+
+def declares_more_than(content_length: str | None, max_file_bytes: int) -> bool:
+    """True when a declared body cannot hold a file of at most `max_file_bytes`: refuse it unread."""
+    if not content_length or not (content_length.isascii() and content_length.isdigit()):
+        return False
+    return int(content_length) > max_file_bytes + FORM_OVERHEAD_BYTES
+
+
+async def discard_body(body: AsyncIterator[bytes], max_bytes: int) -> bool:
+    """Read and drop what is left of a body, up to `max_bytes`; True if it ended within that."""
+    dropped = 0
+    async for chunk in body:
+        dropped += len(chunk)
+        if dropped > max_bytes:
+            return False
+    return True
+
+
+class Received(Protocol):
+    """What a form's `file` part became: something that can be thrown away again."""
+
+    def discard(self) -> None: ...
+
+
+ReceivedT = TypeVar("ReceivedT", bound=Received)
+
+
+async def read_form(
+    form: "FormReader",
+    receive_file: Callable[[Part, dict[str, str]], Awaitable[ReceivedT]],
+    *,
+    second_file: InvalidRequest,
+) -> tuple[dict[str, str], ReceivedT | None]:
+    """The text fields, and the one part named `file` as `receive_file` took it in.
+
+    `receive_file` sees the fields that came before the file. A second `file` part raises
+    `second_file`; on any failure the received file is discarded.
+    """
+    fields: dict[str, str] = {}
+    received: ReceivedT | None = None
+    try:
+        async with aclosing(form.parts()) as parts:
+            async for part in parts:
+                if part.name != "file":
+                    fields[part.name] = await form.read_text(part.name)
+                elif received is not None:
+                    raise second_file
+                else:
+                    received = await receive_file(part, fields)
+    except BaseException:
+        if received is not None:
+            received.discard()
+        raise
+    return fields, received
 
 
 class FormReader:
@@ -167,11 +225,5 @@ class FormReader:
 
     async def discard_rest(self, max_bytes: int) -> None:
         """Read and drop what is left of the body, up to `max_bytes`; stored nowhere."""
-        if self._input_done:
-            return
-        dropped = 0
-        async for chunk in self._body:
-            dropped += len(chunk)
-            if dropped > max_bytes:
-                return
-        self._input_done = True
+        if not self._input_done:
+            self._input_done = await discard_body(self._body, max_bytes)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from app import ids
 from app.errors import FileTooLarge, InvalidRequest, UploadBusy, UploadNotFound
 from app.metadata.store import FileRecord
-from app.metadata.uploads_store import ClaimLost, PartRecord, UploadRecord
+from app.metadata.uploads_store import PartRecord, UploadRecord
 from app.uploads import UploadService
 
 log = logging.getLogger("filedock.resumable")
@@ -81,8 +81,8 @@ class ResumableUploads:
         part_id = f"part_{offset:0{_OFFSET_DIGITS}d}{ids.new_blob_key()[:16]}"
         stored = False
         try:
-            stored = await self.store.add_part_at(
-                PartRecord(part_id, upload.id, staged.size, now, key), offset, now
+            stored = await self.store.add_part(
+                PartRecord(part_id, upload.id, staged.size, now, key), now, at_offset=offset
             )
         finally:
             if not stored:
@@ -105,39 +105,10 @@ class ResumableUploads:
         if not await self.store.claim(upload.id, self.files.now()):
             raise UploadBusy(f"Upload {upload.id} is being finalized by another request. Retry shortly.")
         try:
-            return await self._assemble(upload, parts)
+            return await self.uploads.assemble(upload, parts, None, mime_type=upload.mime_type)
         except BaseException:
             await self.store.release(upload.id)
             raise
-
-    async def _assemble(self, upload: UploadRecord, parts: list[PartRecord]) -> FileRecord:
-        staged = await self.files.receive(self._concatenate(parts), purpose=None, limit=upload.bytes)
-        dropped: list[str] = []
-
-        async def record(file: FileRecord) -> FileRecord:
-            file = dataclasses.replace(file, mime_type=upload.mime_type)
-            stored, keys = await self.store.finish(upload.id, file, [p.id for p in parts], None)
-            dropped.extend(keys)
-            return stored
-
-        try:
-            file = await self.files.create_file(
-                staged,
-                filename=upload.filename,
-                purpose=upload.purpose,
-                expires_after=upload.file_expires_after,
-                limit=upload.bytes,
-                insert=record,
-            )
-        except ClaimLost:
-            raise InvalidRequest(f"Upload {upload.id} has expired.") from None
-        await self.files.delete_blobs(dropped)
-        return file
-
-    async def _concatenate(self, parts: list[PartRecord]) -> AsyncIterator[bytes]:
-        for part in parts:
-            async for chunk in await self.files.open_blob(part.blob_key):
-                yield chunk
 
 
 def check_offset(upload: UploadRecord, offset: int) -> None:

@@ -87,6 +87,7 @@ class FileService:
         purpose: str,
         expires_after: int | None,
         limit: int | None = None,
+        mime_type: str | None = None,
         insert: Callable[[FileRecord], Awaitable[FileRecord]] | None = None,
     ) -> FileRecord:
         """Check a received file against its purpose and make it a File. Consumes `staged`.
@@ -117,7 +118,7 @@ class FileService:
                 expires_at=now + lifetime if lifetime is not None else None,
                 status="processed",
                 status_details=None,
-                mime_type=purposes.guess_mime_type(filename),
+                mime_type=mime_type or purposes.guess_mime_type(filename),
                 sha256="",  # known once the blob is committed
                 blob_key=staged.key,
             )
@@ -163,11 +164,6 @@ class FileService:
             raise FileNotFound(file_id)
         await self._delete_blob(record.blob_key)
         return record
-
-    async def open_content(self, file_id: str) -> tuple[FileRecord, AsyncIterator[bytes]]:
-        """The file and its bytes, opened: every failure happens here, before headers go out."""
-        record = await self.get_downloadable(file_id)
-        return record, await self.open_blob(record.blob_key)
 
     async def get_downloadable(self, file_id: str) -> FileRecord:
         """The file, if its bytes may be downloaded under the download policy."""

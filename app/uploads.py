@@ -117,7 +117,7 @@ class UploadService:
         if not await self.store.claim(upload.id, self.files.now()):
             return await self._after_lost_claim(upload_id, part_ids, md5)
         try:
-            file = await self._assemble(upload, parts, md5)
+            file = await self.assemble(upload, parts, md5)
         except BaseException:
             await self.store.release(upload.id)  # a failed completion may be retried
             raise
@@ -211,12 +211,14 @@ class UploadService:
             )
         return parts
 
-    async def _assemble(self, upload: UploadRecord, parts: list[PartRecord], md5: str | None) -> FileRecord:
-        """Stream the Parts into a new File, checking md5 and the purpose on the way."""
-        digest = hashlib.md5(usedforsecurity=False)
+    async def assemble(
+        self, upload: UploadRecord, parts: list[PartRecord], md5: str | None, *, mime_type: str | None = None
+    ) -> FileRecord:
+        """Stream the Parts of a claimed Upload into a new File, checking md5 (if given) and purpose."""
+        digest = hashlib.md5(usedforsecurity=False) if md5 is not None else None
         chunks = self._concatenate(parts, digest)
         staged = await self.files.receive(chunks, purpose=upload.purpose, limit=upload.bytes)
-        if md5 is not None and md5 != digest.hexdigest():
+        if digest is not None and md5 != digest.hexdigest():
             staged.discard()
             raise InvalidRequest(
                 f"The md5 of the uploaded bytes ({digest.hexdigest()}) does not match "
@@ -237,6 +239,7 @@ class UploadService:
                 purpose=upload.purpose,
                 expires_after=upload.file_expires_after,
                 limit=self._size_limit(upload.purpose),
+                mime_type=mime_type,
                 insert=record,
             )
         except ClaimLost:
@@ -244,10 +247,13 @@ class UploadService:
         await self.files.delete_blobs(dropped)
         return file
 
-    async def _concatenate(self, parts: list[PartRecord], digest: "hashlib._Hash") -> AsyncIterator[bytes]:
+    async def _concatenate(
+        self, parts: list[PartRecord], digest: "hashlib._Hash | None"
+    ) -> AsyncIterator[bytes]:
         for part in parts:
             async for chunk in await self.files.open_blob(part.blob_key):
-                digest.update(chunk)
+                if digest is not None:  # md5 runs on the event loop: only when the client asks
+                    digest.update(chunk)
                 yield chunk
 
     async def _replay(self, upload: UploadRecord, part_ids: Sequence[str], md5: str | None) -> UploadResult:

@@ -3,7 +3,7 @@
 import contextlib
 import dataclasses
 import functools
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,7 +52,8 @@ def _record(row: Any) -> FileRecord:
     return FileRecord(*row)  # columns are selected in FileRecord's field order
 
 
-def _live(now: int) -> Any:
+def _live(now: Any) -> Any:
+    """Not expired at `now` (a value, or `bindparam("now")` in statements built once)."""
     return or_(FileRow.expires_at.is_(None), FileRow.expires_at > now)
 
 
@@ -90,10 +91,7 @@ async def insert_file_row(connection: AsyncConnection, record: FileRecord) -> Fi
 
 
 # Built once: SQLAlchemy then reuses the compiled SQL for every request.
-_GET_LIVE_FILE = select(*_FILE_COLUMNS).where(
-    FileRow.id == bindparam("file_id"),
-    or_(FileRow.expires_at.is_(None), FileRow.expires_at > bindparam("now")),
-)
+_GET_LIVE_FILE = select(*_FILE_COLUMNS).where(FileRow.id == bindparam("file_id"), _live(bindparam("now")))
 _CURSOR_POSITION = (
     select(FileRow.created_at, FileRow.seq)
     .where(FileRow.id == bindparam("file_id"))
@@ -172,17 +170,11 @@ class MetadataStore:
             )
         return records
 
-    async def all_blob_keys(self) -> Sequence[str]:
-        async with self._transaction() as connection:
-            return (await connection.execute(select(FileRow.blob_key))).scalars().all()
-
 
 @functools.cache
 def _list_query(*, filter_purpose: bool, paged: bool, order: Order) -> Select[Any]:
     """One of the eight shapes of a list page, built once with bound parameters."""
-    query = select(*_FILE_COLUMNS).where(
-        or_(FileRow.expires_at.is_(None), FileRow.expires_at > bindparam("now"))
-    )
+    query = select(*_FILE_COLUMNS).where(_live(bindparam("now")))
     if filter_purpose:
         query = query.where(FileRow.purpose == bindparam("purpose"))
     if paged:

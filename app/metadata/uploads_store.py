@@ -81,31 +81,19 @@ class UploadStore:
             ).first()
         return _upload(row) if row else None
 
-    async def add_part(self, part: PartRecord, now: int) -> bool:
-        """Record a Part if its Upload is open and has room for it; False (nothing stored) if not."""
-        room = UploadRow.received_bytes + part.bytes <= UploadRow.bytes
-        grow = update(UploadRow).where(*_open(part.upload_id, now), room)
-        async with transaction(self._engine) as connection:
-            # The UPDATE takes the row's write lock first, so parallel parts never overfill.
-            result = await connection.execute(
-                grow.values(received_bytes=UploadRow.received_bytes + part.bytes)
-            )
-            if result.rowcount != 1:
-                return False
-            await connection.execute(insert(UploadPartRow).values(dataclasses.asdict(part)))
-        return True
+    async def add_part(self, part: PartRecord, now: int, *, at_offset: int | None = None) -> bool:
+        """Record a Part if its Upload is open and has room for it; False (nothing stored) if not.
 
-    async def add_part_at(self, part: PartRecord, offset: int, now: int) -> bool:
-        """Record a Part only if the Upload is open and has received exactly `offset` bytes.
-
-        For protocols whose chunks arrive in order (Gemini's resumable uploads): a repeated or
-        racing chunk for the same offset loses here, so the Parts tile the file exactly.
+        With `at_offset` (protocols whose chunks arrive in order, like Gemini's resumable uploads)
+        the Upload must also have received exactly that many bytes, so a repeated or racing chunk
+        for the same offset loses and the Parts tile the file exactly.
         """
-        fits = (UploadRow.received_bytes == offset) & (
-            UploadRow.received_bytes + part.bytes <= UploadRow.bytes
-        )
+        fits = UploadRow.received_bytes + part.bytes <= UploadRow.bytes
+        if at_offset is not None:
+            fits = fits & (UploadRow.received_bytes == at_offset)
         grow = update(UploadRow).where(*_open(part.upload_id, now), fits)
         async with transaction(self._engine) as connection:
+            # The UPDATE takes the row's write lock first, so parallel parts never overfill.
             result = await connection.execute(
                 grow.values(received_bytes=UploadRow.received_bytes + part.bytes)
             )

@@ -7,7 +7,6 @@ component; an absent or empty one becomes `unnamed` plus the extension of the mi
 import dataclasses
 import mimetypes
 import re
-from contextlib import aclosing
 
 from fastapi import Request
 
@@ -15,10 +14,9 @@ from app import purposes
 from app.errors import InvalidRequest, RequestTooLarge
 from app.headers import display_filename
 from app.metadata.store import FileRecord
-from app.multipart import FormReader, Part, boundary_of
+from app.multipart import FormReader, Part, boundary_of, declares_more_than, read_form
 from app.service import FileService, StagedBlob
 
-FORM_OVERHEAD_BYTES = 1024 * 1024
 STORED_PURPOSE = "user_data"  # how the other dialects see a file uploaded here
 GENERIC_TYPES = ("", "application/octet-stream")
 
@@ -29,11 +27,13 @@ class _Upload:
     filename: str
     mime_type: str
 
+    def discard(self) -> None:
+        self.staged.discard()
+
 
 async def create_file_from_form(request: Request, service: FileService) -> FileRecord:
     limit = service.settings.anthropic_max_file_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD_BYTES:
+    if declares_more_than(request.headers.get("content-length"), limit):
         raise RequestTooLarge(f"Request exceeds the maximum allowed size of {limit} bytes.")
     form = FormReader(request.stream(), boundary_of(request.headers.get("content-type")))
     fields, upload = await _read_form(form, service, limit)
@@ -46,40 +46,25 @@ async def create_file_from_form(request: Request, service: FileService) -> FileR
             upload.staged.discard()
         raise
 
-    async def insert(record: FileRecord) -> FileRecord:
-        return await service.metadata.insert_file(dataclasses.replace(record, mime_type=upload.mime_type))
-
     return await service.create_file(
         upload.staged,
         filename=upload.filename,
         purpose=STORED_PURPOSE,
         expires_after=expires,
         limit=limit,
-        insert=insert,
+        mime_type=upload.mime_type,
     )
 
 
 async def _read_form(
     form: FormReader, service: FileService, limit: int
 ) -> tuple[dict[str, str], _Upload | None]:
-    fields: dict[str, str] = {}
-    upload: _Upload | None = None
-    try:
-        async with aclosing(form.parts()) as parts:
-            async for part in parts:
-                if part.name != "file":
-                    fields[part.name] = await form.read_text(part.name)
-                    continue
-                if upload is not None:
-                    raise InvalidRequest("file: Expected exactly one file.")
-                mime_type = _mime_type(part)
-                staged = await service.receive(form.chunks(), purpose=None, limit=limit)
-                upload = _Upload(staged, _filename(part.filename, mime_type), mime_type)
-    except BaseException:
-        if upload is not None:
-            upload.staged.discard()
-        raise
-    return fields, upload
+    async def receive(part: Part, _fields: dict[str, str]) -> _Upload:
+        mime_type = _mime_type(part)
+        staged = await service.receive(form.chunks(), purpose=None, limit=limit)
+        return _Upload(staged, _filename(part.filename, mime_type), mime_type)
+
+    return await read_form(form, receive, second_file=InvalidRequest("file: Expected exactly one file."))
 
 
 def _mime_type(part: Part) -> str:

@@ -4,24 +4,18 @@ The SDK sends the Part as field `data` with filename `upload`; the filename and 
 Content-Type mean nothing and are ignored. The Upload is checked before a byte is stored.
 """
 
-from collections.abc import AsyncIterator
-
 from fastapi import Request
 
 from app.errors import InvalidRequest, NotFound, RequestTooLarge, UploadBusy
 from app.metadata.uploads_store import PartRecord
-from app.multipart import FormReader, boundary_of
+from app.multipart import FORM_OVERHEAD_BYTES, FormReader, boundary_of, declares_more_than, discard_body
 from app.service import StagedBlob
 from app.uploads import UploadService
-
-# Room for the multipart framing (about 200 bytes from the SDK) around the largest Part.
-FORM_OVERHEAD_BYTES = 1024 * 1024
 
 
 async def add_part_from_form(request: Request, upload_id: str, uploads: UploadService) -> PartRecord:
     part_limit = uploads.settings.max_upload_part_bytes
-    body_limit = part_limit + FORM_OVERHEAD_BYTES
-    _refuse_oversized_body(request, body_limit, part_limit)
+    _refuse_oversized_body(request, part_limit)
     body = request.stream()
     staged: StagedBlob | None = None
     try:
@@ -42,24 +36,16 @@ async def add_part_from_form(request: Request, upload_id: str, uploads: UploadSe
     except (InvalidRequest, NotFound, UploadBusy):
         # Read (and drop) the rest of the body, so the client gets our answer instead of a
         # reset connection, which the SDK would retry.
-        await _drain(body, body_limit)
+        await discard_body(body, part_limit + FORM_OVERHEAD_BYTES)
         raise
     finally:
         if staged is not None:
             staged.discard()
 
 
-def _refuse_oversized_body(request: Request, body_limit: int, part_limit: int) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > body_limit:
+def _refuse_oversized_body(request: Request, part_limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declares_more_than(declared, part_limit):
         raise RequestTooLarge(
             f"Request body is too large: {declared} bytes. Parts can be at most {part_limit} bytes."
         )
-
-
-async def _drain(body: AsyncIterator[bytes], max_bytes: int) -> None:
-    dropped = 0
-    async for chunk in body:
-        dropped += len(chunk)
-        if dropped > max_bytes:
-            return

@@ -6,7 +6,7 @@ expires_after, extension, size, content.
 """
 
 import json
-from contextlib import aclosing
+from dataclasses import dataclass
 
 from fastapi import Request
 
@@ -14,11 +14,8 @@ from app import purposes
 from app.errors import InvalidRequest, RequestTooLarge
 from app.headers import display_filename
 from app.metadata.store import FileRecord
-from app.multipart import FormReader, boundary_of
+from app.multipart import FormReader, Part, boundary_of, declares_more_than, read_form
 from app.service import FileService, StagedBlob
-
-# Room for the multipart framing and text fields around the largest accepted file.
-FORM_OVERHEAD_BYTES = 1024 * 1024
 
 
 async def create_file_from_form(request: Request, service: FileService) -> FileRecord:
@@ -46,33 +43,31 @@ async def create_file_from_form(request: Request, service: FileService) -> FileR
     return await service.create_file(staged, filename=filename, purpose=purpose, expires_after=expires_after)
 
 
+@dataclass
+class _File:
+    staged: StagedBlob
+    filename: str
+
+    def discard(self) -> None:
+        self.staged.discard()
+
+
 async def _read_form(form: FormReader, service: FileService) -> tuple[dict[str, str], StagedBlob | None, str]:
     """Text fields, the file received into a temporary blob (if any part is `file`), its name."""
-    fields: dict[str, str] = {}
-    staged: StagedBlob | None = None
-    filename = "upload"
-    try:
-        async with aclosing(form.parts()) as parts:
-            async for part in parts:
-                if part.name != "file":
-                    fields[part.name] = await form.read_text(part.name)
-                    continue
-                if staged is not None:
-                    raise InvalidRequest("Expected exactly one 'file' part.", param="file")
-                filename = display_filename(part.filename)
-                known_purpose = _checks_before_bytes(fields, filename, service)
-                staged = await service.receive(form.chunks(), purpose=known_purpose)
-    except BaseException:
-        if staged is not None:
-            staged.discard()
-        raise
-    return fields, staged, filename
+
+    async def receive(part: Part, fields: dict[str, str]) -> _File:
+        filename = display_filename(part.filename)
+        known_purpose = _checks_before_bytes(fields, filename, service)
+        return _File(await service.receive(form.chunks(), purpose=known_purpose), filename)
+
+    second = InvalidRequest("Expected exactly one 'file' part.", param="file")
+    fields, file = await read_form(form, receive, second_file=second)
+    return fields, file.staged if file else None, file.filename if file else "upload"
 
 
 def _refuse_oversized_body(request: Request, service: FileService) -> None:
-    declared = request.headers.get("content-length", "")
-    limit = service.settings.max_file_bytes + FORM_OVERHEAD_BYTES
-    if declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length")
+    if declares_more_than(declared, service.settings.max_file_bytes):
         raise RequestTooLarge(
             f"Request body is too large: {declared} bytes. Files can be at most "
             f"{service.settings.max_file_bytes} bytes."

@@ -23,16 +23,7 @@ class FileObject(BaseModel):
 
     @classmethod
     def from_record(cls, record: FileRecord) -> "FileObject":
-        return cls(
-            id=record.id,
-            bytes=record.bytes,
-            created_at=record.created_at,
-            expires_at=record.expires_at,
-            filename=record.filename,
-            purpose=record.purpose,
-            status=record.status,
-            status_details=record.status_details,
-        )
+        return cls.model_validate(file_json(record))
 
 
 def file_json(record: FileRecord) -> dict[str, object]:
