@@ -1,12 +1,15 @@
-"""The `filedock` command: `serve`, `migrate` and `gc`. The only code that reads the environment."""
+"""The `filedock` command: `serve`, `migrate`, `gc`, `keys` and `projects`. The only code that reads
+the environment."""
 
 import asyncio
+import json
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import uvicorn
@@ -16,6 +19,7 @@ from app import __version__
 from app.settings import Settings
 
 APP_FACTORY = "app.cli:app_from_environment"
+T = TypeVar("T")
 
 
 def app_from_environment() -> Any:
@@ -59,9 +63,11 @@ def serve(
     settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers, log_level=log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _export(settings)  # worker processes rebuild the same settings from the environment
-    # Migrate once, in a child process: the supervisor of several workers then never imports
-    # the app, SQLAlchemy or Alembic, and stays small.
-    subprocess.run([sys.executable, "-m", "app.cli", "migrate", "--quiet"], check=True)
+    # Migrate and check once, in a child process: the supervisor of several workers then never
+    # imports the app, SQLAlchemy or Alembic, and stays small.
+    preflight = subprocess.run([sys.executable, "-m", "app.cli", "preflight"], check=False)
+    if preflight.returncode != 0:
+        sys.exit(preflight.returncode)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -118,6 +124,131 @@ def gc(data_dir: Path | None, grace_seconds: int | None) -> None:
         click.echo("another replica is running maintenance now; nothing done")
         return
     click.echo(f"gc: {report.removed} unreferenced blobs removed of {report.examined} examined")
+
+
+@main.command(hidden=True)
+def preflight() -> None:
+    """Migrate quietly and refuse open mode on a public address (run by `serve`)."""
+    settings = _settings()
+    from app.metadata.migrate import upgrade_to_head
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    upgrade_to_head(settings.database_url)
+    from app.admin import refuse_public_open_mode
+
+    _run_admin(refuse_public_open_mode(settings))
+
+
+def _data_dir_option(function: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Directory holding the SQLite database [env FILEDOCK_DATA_DIR; default ./data].",
+    )(function)
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys. Each key belongs to one project; servers see changes at once."""
+
+
+@keys.command("create")
+@click.option("--project", required=True, help="The project (tenant) the key acts in; created if new.")
+@click.option("--admin", is_flag=True, help="May act for any project via the OpenAI-Project header.")
+@_data_dir_option
+def create_key(project: str, admin: bool, data_dir: Path | None) -> None:
+    """Create a key and print it. It is stored hashed: this is the only time it is shown."""
+    from app.admin import create_key as create
+
+    key, record = _run_admin(create(_settings(data_dir=data_dir), project, admin=admin))
+    click.echo(key)
+    click.echo(f"created {record.id} in project {record.project!r}; store the key now", err=True)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_data_dir_option
+def list_keys(as_json: bool, data_dir: Path | None) -> None:
+    """List keys (never the keys themselves), from the database and FILEDOCK_API_KEYS."""
+    from app.admin import list_keys as listing
+
+    rows = _run_admin(listing(_settings(data_dir=data_dir)))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = "revoked" if row["revoked_at"] else "active"
+        role = " admin" if row["admin"] else ""
+        click.echo(
+            f"{row['id']}  {row['prefix'] or '-':8} {row['project']:20} {state}{role} ({row['source']})"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@_data_dir_option
+def revoke_key(key_id: str, data_dir: Path | None) -> None:
+    """Revoke a key by its id (or the key itself); the next request with it gets 401."""
+    from app.admin import revoke_key as revoke
+
+    record = _run_admin(revoke(_settings(data_dir=data_dir), key_id))
+    click.echo(f"revoked {record.id} (project {record.project!r})")
+
+
+@main.group()
+def projects() -> None:
+    """Show projects' usage and set their quotas."""
+
+
+@projects.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_data_dir_option
+def list_projects(as_json: bool, data_dir: Path | None) -> None:
+    """Each project's usage and effective quota."""
+    from app.admin import list_projects as listing
+
+    usages = _run_admin(listing(_settings(data_dir=data_dir)))
+    rows = [
+        {
+            "project": u.name,
+            "bytes": u.bytes,
+            "files": u.files,
+            "max_bytes": u.max_bytes,
+            "max_files": u.max_files,
+        }
+        for u in usages
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        used = f"{row['bytes']}/{row['max_bytes']} bytes  {row['files']}/{row['max_files']} files"
+        click.echo(f"{row['project']:20} {used}")
+
+
+@projects.command("set-quota")
+@click.argument("project")
+@click.option("--max-bytes", type=click.IntRange(min=0), help="Bytes of live files the project may hold.")
+@click.option("--max-files", type=click.IntRange(min=0), help="Live files the project may hold.")
+@_data_dir_option
+def set_quota(project: str, max_bytes: int | None, max_files: int | None, data_dir: Path | None) -> None:
+    """Give one project its own quota instead of FILEDOCK_PROJECT_MAX_BYTES / _MAX_FILES."""
+    from app.admin import set_quota as setting
+
+    usage = _run_admin(
+        setting(_settings(data_dir=data_dir), project, max_bytes=max_bytes, max_files=max_files)
+    )
+    click.echo(f"{usage.name}: at most {usage.max_bytes} bytes and {usage.max_files} files")
+
+
+def _run_admin(work: Coroutine[Any, Any, T]) -> T:
+    """Run an admin coroutine; its refusals become a clear message and exit status 1."""
+    from app.admin import AdminError
+
+    try:
+        return asyncio.run(work)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _export(settings: Settings) -> None:

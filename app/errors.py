@@ -7,11 +7,13 @@ FileDockError
 │   └── UploadNotFound
 ├── InvalidRequest           a client mistake in a parameter or the body
 │   ├── FileTooLarge         the file crossed its size limit while streaming in
+│   ├── QuotaExceeded        the project's storage or file-count quota is used up
 │   └── DownloadRefused      vendor download policy refuses this purpose
 ├── UnsupportedMediaType     the body is not of the expected content type
 ├── RequestTooLarge          the declared Content-Length is over every limit
 ├── RangeNotSatisfiable      a Range that starts past the end of the file
 ├── RouteNotFound            no such route or method
+├── RateLimited              the API key sent too many requests; retry after a while
 └── StorageUnavailable       the database or blob store failed; retrying may help
     └── UploadBusy           another request is completing this Upload; the retry sees the result
 """
@@ -56,6 +58,13 @@ class FileTooLarge(InvalidRequest):
         super().__init__(message, param="file", code="file_too_large")
 
 
+class QuotaExceeded(InvalidRequest):
+    """Permanent until files are deleted, so never a status the SDKs retry (spec §5.3)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="storage_limit_exceeded")
+
+
 class DownloadRefused(InvalidRequest):
     pass
 
@@ -76,6 +85,12 @@ class RangeNotSatisfiable(FileDockError):
 
 class RouteNotFound(FileDockError):
     pass
+
+
+class RateLimited(FileDockError):
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.retry_after_seconds = retry_after_seconds
 
 
 class StorageUnavailable(FileDockError):

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
+from app.auth import Authenticator
 from app.blobs import open_blob_store
 from app.dialects.apps import mount_dialects
 from app.dialects.openai import errors as openai_errors
@@ -26,10 +27,11 @@ from app.dialects.sniff import DialectDispatcher
 from app.errors import FileDockError, InvalidRequest, RouteNotFound, StorageUnavailable, UploadBusy
 from app.maintenance import Maintenance
 from app.metadata.engine import create_engine
+from app.metadata.keys_store import KeyStore
 from app.metadata.migrate import upgrade_to_head_async
 from app.metadata.store import MetadataStore
 from app.metadata.uploads_store import UploadStore
-from app.service import FileService
+from app.service import FileService, project_quota
 from app.settings import Settings
 from app.uploads import UploadService
 
@@ -63,16 +65,21 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         settings.database_url, durable=settings.fsync, timeout_seconds=settings.storage_timeout_seconds
     )
     blobs = open_blob_store(settings)
-    service = FileService(settings, MetadataStore(engine), blobs)
-    uploads = UploadService(service, UploadStore(engine))
+    quota = project_quota(settings)
+    service = FileService(settings, MetadataStore(engine, quota), blobs)
+    uploads = UploadService(service, UploadStore(engine, quota))
     try:
         await service.check_ready()
         app.state.service = service
         app.state.uploads = uploads
+        app.state.authenticator = await Authenticator.start(settings, KeyStore(engine))
         maintenance = Maintenance(service, uploads, engine)
         sweeper = asyncio.create_task(maintenance.run_forever(settings.sweep_interval_seconds))
-        if not settings.api_keys:
-            log.warning("open mode: no FILEDOCK_API_KEYS set, so any API key (or none) is accepted")
+        if app.state.authenticator.open_mode:
+            log.warning(
+                "open mode: any API key (or none) is accepted and acts in project 'default'. "
+                "Configure keys (FILEDOCK_API_KEYS or `filedock keys create`) to require them."
+            )
         yield
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):

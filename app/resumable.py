@@ -54,14 +54,19 @@ class ResumableUploads:
             expires_after=lifetime,
         )
 
-    async def get(self, upload_id: str) -> Session:
-        """The session, final or open; `UploadNotFound` when it is gone or never existed."""
+    def for_project(self, project: str) -> "ResumableUploads":
+        return ResumableUploads(self.uploads.for_project(project))
+
+    async def get(self, upload_id: str) -> tuple[Session, "ResumableUploads"]:
+        """The session, final or open, and the service of the project that opened it (the session
+        id is the capability: a chunk carries no API key). `UploadNotFound` if it never existed."""
         upload = await self.store.get_upload(upload_id) if ids.is_valid_upload_id(upload_id) else None
         if upload is None or upload.purpose != SESSION_PURPOSE:
             raise UploadNotFound(upload_id)
+        owner = self.for_project(upload.project)
         if upload.status == "completed" and upload.file_id is not None:
-            return Session(upload, await self.files.get_file(upload.file_id))
-        return Session(await self.uploads.open_for_parts(upload_id))
+            return Session(upload, await owner.files.get_file(upload.file_id)), owner
+        return Session(await owner.uploads.open_for_parts(upload_id)), owner
 
     async def add_chunk(
         self, upload: UploadRecord, offset: int, chunks: AsyncIterator[bytes]

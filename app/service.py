@@ -6,6 +6,7 @@ unreferenced blob, never a row without bytes.
 """
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import time
@@ -14,8 +15,23 @@ from dataclasses import dataclass
 
 from app import ids, purposes
 from app.blobs import BlobNotFound, BlobStore, BlobStoreError, BlobWriter
-from app.errors import DownloadRefused, FileNotFound, InvalidRequest, NotFound, StorageUnavailable
-from app.metadata.store import CursorNotFound, FileRecord, MetadataStore, Order
+from app.errors import (
+    DownloadRefused,
+    FileNotFound,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    StorageUnavailable,
+)
+from app.metadata.store import (
+    DEFAULT_PROJECT,
+    CursorNotFound,
+    FileRecord,
+    MetadataStore,
+    Order,
+    OverQuota,
+    Quota,
+)
 from app.settings import DownloadPolicy, Settings
 
 log = logging.getLogger("filedock.service")
@@ -34,18 +50,33 @@ class StagedBlob:
         self.writer.abort()
 
 
+def project_quota(settings: Settings) -> Quota:
+    """Every project's quota unless `filedock projects set-quota` gave it its own."""
+    return Quota(max_bytes=settings.project_max_bytes, max_files=settings.project_max_files)
+
+
 class FileService:
+    """The files of one project (`for_project`); the maintenance jobs use it across projects."""
+
     def __init__(
         self,
         settings: Settings,
         metadata: MetadataStore,
         blobs: BlobStore,
         clock: Callable[[], float] = time.time,
+        project: str = DEFAULT_PROJECT,
     ) -> None:
         self.settings = settings
         self.metadata = metadata
         self.blobs = blobs
         self._clock = clock
+        self.project = project
+
+    def for_project(self, project: str) -> "FileService":
+        """The same service, seeing only `project`'s files. Cheap: one per request."""
+        scoped = copy.copy(self)
+        scoped.project = project
+        return scoped
 
     def now(self) -> int:
         return int(self._clock())
@@ -121,6 +152,7 @@ class FileService:
                 mime_type=mime_type or purposes.guess_mime_type(filename),
                 sha256="",  # known once the blob is committed
                 blob_key=staged.key,
+                project=self.project,
             )
             await self._commit(staged.writer, record.blob_key)
             record = dataclasses.replace(record, sha256=staged.writer.sha256_hex())
@@ -134,6 +166,9 @@ class FileService:
     ) -> FileRecord:
         try:
             return await insert(record)
+        except OverQuota as exc:
+            await self._delete_blob(record.blob_key)
+            raise _quota_exceeded(exc) from None
         except BaseException:
             await self._delete_blob(record.blob_key)
             raise
@@ -141,7 +176,7 @@ class FileService:
     async def get_file(self, file_id: str) -> FileRecord:
         record = None
         if ids.is_valid_file_id(file_id):
-            record = await self.metadata.get_file(file_id, self.now())
+            record = await self.metadata.get_file(self.project, file_id, self.now())
         if record is None:
             raise FileNotFound(file_id)
         return record
@@ -151,7 +186,7 @@ class FileService:
     ) -> tuple[list[FileRecord], bool]:
         try:
             return await self.metadata.list_files(
-                purpose=purpose, after=after, limit=limit, order=order, now=self.now()
+                self.project, purpose=purpose, after=after, limit=limit, order=order, now=self.now()
             )
         except CursorNotFound:
             raise NotFound("Resource not found.", param="after") from None
@@ -159,7 +194,7 @@ class FileService:
     async def delete_file(self, file_id: str) -> FileRecord:
         record = None
         if ids.is_valid_file_id(file_id):
-            record = await self.metadata.delete_file(file_id, self.now())
+            record = await self.metadata.delete_file(self.project, file_id, self.now())
         if record is None:
             raise FileNotFound(file_id)
         await self._delete_blob(record.blob_key)
@@ -237,3 +272,16 @@ class FileService:
     async def _delete_blob(self, key: str) -> None:
         with contextlib.suppress(BlobStoreError):  # a leftover blob is debris for gc, not a failure
             await self.blobs.delete(key)
+
+
+def _quota_exceeded(exc: OverQuota) -> QuotaExceeded:
+    usage = exc.usage
+    if usage.files + 1 > usage.max_files:
+        return QuotaExceeded(
+            f"Storage limit exceeded for this project: it holds {usage.files} files, the most "
+            f"allowed is {usage.max_files}. Delete files to make room."
+        )
+    return QuotaExceeded(
+        f"Storage limit exceeded for this project: {usage.bytes} of {usage.max_bytes} bytes are "
+        f"used, and this file needs {exc.adding_bytes} more. Delete files to make room."
+    )

@@ -20,6 +20,12 @@ DEFAULT_ASSISTANTS_EXTENSIONS = (
 )
 
 
+class OpenMode(StrEnum):
+    AUTO = "auto"  # open only when no API key is configured at start-up
+    ON = "on"  # unknown keys (or none) act in the default project
+    OFF = "off"  # every request needs a configured key
+
+
 class DownloadPolicy(StrEnum):
     PERMISSIVE = "permissive"  # every file can be downloaded (a self-hosted store's default)
     VENDOR = "vendor"  # refuse downloads exactly where the real API refuses them
@@ -44,7 +50,21 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated accepted API keys. Empty: any key (or none) is accepted.",
+        description="Comma-separated `key=project` pairs (a bare `key` is in project `default`).",
+    )
+    open_mode: OpenMode = Field(
+        OpenMode.AUTO,
+        description="`auto` (open only when no key is configured at start-up), `on` or `off`.",
+    )
+    allow_public_open_mode: bool = Field(
+        False, description="Allow open mode on a non-loopback address (otherwise `serve` refuses)."
+    )
+    project_max_bytes: int = Field(
+        2_500_000_000_000, ge=0, description="Storage quota per project: bytes of live files."
+    )
+    project_max_files: int = Field(1_000_000, ge=0, description="File-count quota per project.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Requests per minute per API key, per server process; 0: no limit."
     )
     max_file_bytes: int = Field(512 * MiB, ge=0, description="Largest file accepted by POST /files.")
     max_batch_file_bytes: int = Field(200 * MiB, ge=0, description="Largest file for purpose=batch.")

@@ -9,6 +9,7 @@ While one request completes an Upload it is `completing` (shown as `pending`), s
 cancel or expiry can pull its Parts away mid-assembly.
 """
 
+import copy
 import dataclasses
 import hashlib
 import logging
@@ -38,6 +39,12 @@ class UploadService:
         self.files = files
         self.store = store
 
+    def for_project(self, project: str) -> "UploadService":
+        """The same service, seeing only `project`'s Uploads."""
+        scoped = copy.copy(self)
+        scoped.files = self.files.for_project(project)
+        return scoped
+
     @property
     def settings(self) -> Settings:
         return self.files.settings
@@ -63,6 +70,7 @@ class UploadService:
             expires_at=now + self.settings.upload_lifetime_seconds,
             status="pending",
             file_expires_after=expires_after,
+            project=self.files.project,
         )
         await self.store.insert_upload(record)
         return record
@@ -156,7 +164,7 @@ class UploadService:
     async def _get(self, upload_id: str) -> UploadRecord:
         """The Upload, with a lapsed expiry applied now rather than at the sweeper's next round."""
         upload = await self.store.get_upload(upload_id) if ids.is_valid_upload_id(upload_id) else None
-        if upload is None:
+        if upload is None or upload.project != self.files.project:  # another project's: not here
             raise UploadNotFound(upload_id)
         if upload.status == "pending" and upload.expires_at <= self.files.now():
             await self._expire(self.files.now(), upload_id)

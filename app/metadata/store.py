@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select, bindparam, delete, insert, or_, select, tuple_
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.errors import StorageUnavailable
-from app.metadata.tables import FileRow, FileTombstone
+from app.metadata.tables import FileRow, FileTombstone, ProjectRow
 
 Order = Literal["asc", "desc"]
+DEFAULT_PROJECT = "default"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class FileRecord:
     mime_type: str
     sha256: str
     blob_key: str
+    project: str = DEFAULT_PROJECT
     seq: int = 0
 
 
@@ -42,7 +45,33 @@ class Position:
 
 
 class CursorNotFound(Exception):
-    """`after` names an id that was never issued (or whose tombstone has been purged)."""
+    """`after` names an id never issued to this project (or whose tombstone has been purged)."""
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A project's limits: bytes and number of live files."""
+
+    max_bytes: int = 2_500_000_000_000
+    max_files: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class ProjectUsage:
+    name: str
+    bytes: int
+    files: int
+    max_bytes: int  # the effective limits: the project's own, else the default
+    max_files: int
+
+
+class OverQuota(Exception):
+    """Recording a file would take its project over a quota; nothing was recorded."""
+
+    def __init__(self, usage: ProjectUsage, adding_bytes: int) -> None:
+        super().__init__(usage.name)
+        self.usage = usage
+        self.adding_bytes = adding_bytes
 
 
 _FILE_COLUMNS = [getattr(FileRow, f.name) for f in dataclasses.fields(FileRecord)]
@@ -82,29 +111,111 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield connection
 
 
-async def insert_file_row(connection: AsyncConnection, record: FileRecord) -> FileRecord:
-    """Insert a file's row inside the caller's transaction; the record comes back with its `seq`."""
+async def insert_file_row(connection: AsyncConnection, record: FileRecord, quota: Quota) -> FileRecord:
+    """Insert a file's row inside the caller's transaction, charging it to its project's quota.
+
+    The record comes back with its `seq`. Raises `OverQuota` (the caller rolls back).
+    """
+    await _charge(connection, record.project, record.bytes, quota)
     values = dataclasses.asdict(record)
     values.pop("seq")
     result = await connection.execute(insert(FileRow).values(values).returning(FileRow.seq))
     return dataclasses.replace(record, seq=result.scalar_one())
 
 
+async def _charge(connection: AsyncConnection, project: str, size: int, quota: Quota) -> None:
+    """Add one file of `size` bytes to the project's usage if it stays within its quota.
+
+    One conditional UPDATE: it takes the row's write lock, and a racing writer re-checks the
+    condition against the committed usage, so concurrent uploads can never overshoot.
+    """
+    await ensure_project(connection, project)
+    fits = (ProjectRow.bytes_used + size <= func.coalesce(ProjectRow.max_bytes, quota.max_bytes)) & (
+        ProjectRow.files_used + 1 <= func.coalesce(ProjectRow.max_files, quota.max_files)
+    )
+    charged = await connection.execute(
+        update(ProjectRow)
+        .where(ProjectRow.name == project, fits)
+        .values(bytes_used=ProjectRow.bytes_used + size, files_used=ProjectRow.files_used + 1)
+    )
+    if charged.rowcount != 1:
+        usage = await project_usage(connection, project, quota)
+        raise OverQuota(usage, size)
+
+
+async def ensure_project(connection: AsyncConnection, project: str) -> None:
+    """Create the project's row (zero usage, default quota) unless it exists."""
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    await connection.execute(
+        module.insert(ProjectRow)
+        .values(name=project, bytes_used=0, files_used=0)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+
+
+async def project_usage(connection: AsyncConnection, project: str, quota: Quota) -> ProjectUsage:
+    row = (await connection.execute(select(*_PROJECT_COLUMNS).where(ProjectRow.name == project))).first()
+    return _usage(row, quota) if row else ProjectUsage(project, 0, 0, quota.max_bytes, quota.max_files)
+
+
+_PROJECT_COLUMNS: list[Any] = [
+    *(
+        ProjectRow.name,
+        ProjectRow.bytes_used,
+        ProjectRow.files_used,
+        ProjectRow.max_bytes,
+        ProjectRow.max_files,
+    )
+]
+
+
+def _usage(row: Any, quota: Quota) -> ProjectUsage:
+    name, used_bytes, used_files, max_bytes, max_files = row
+    return ProjectUsage(
+        name,
+        used_bytes,
+        used_files,
+        quota.max_bytes if max_bytes is None else max_bytes,
+        quota.max_files if max_files is None else max_files,
+    )
+
+
+async def _release(connection: AsyncConnection, records: list[FileRecord]) -> None:
+    """Give the quota of deleted or expired files back to their projects."""
+    freed: dict[str, tuple[int, int]] = {}
+    for record in records:
+        size, count = freed.get(record.project, (0, 0))
+        freed[record.project] = (size + record.bytes, count + 1)
+    for project, (size, count) in freed.items():
+        await connection.execute(
+            update(ProjectRow)
+            .where(ProjectRow.name == project)
+            .values(bytes_used=ProjectRow.bytes_used - size, files_used=ProjectRow.files_used - count)
+        )
+
+
 # Built once: SQLAlchemy then reuses the compiled SQL for every request.
-_GET_LIVE_FILE = select(*_FILE_COLUMNS).where(FileRow.id == bindparam("file_id"), _live(bindparam("now")))
+_GET_LIVE_FILE = select(*_FILE_COLUMNS).where(
+    FileRow.id == bindparam("file_id"), FileRow.project == bindparam("project"), _live(bindparam("now"))
+)
 _CURSOR_POSITION = (
     select(FileRow.created_at, FileRow.seq)
-    .where(FileRow.id == bindparam("file_id"))
+    .where(FileRow.id == bindparam("file_id"), FileRow.project == bindparam("project"))
     .union_all(
-        select(FileTombstone.created_at, FileTombstone.seq).where(FileTombstone.id == bindparam("file_id"))
+        select(FileTombstone.created_at, FileTombstone.seq).where(
+            FileTombstone.id == bindparam("file_id"), FileTombstone.project == bindparam("project")
+        )
     )
     .limit(1)
 )
 
 
 class MetadataStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Every file query is scoped to one project: another project's ids do not exist here."""
+
+    def __init__(self, engine: AsyncEngine, quota: Quota | None = None) -> None:
         self._engine = engine
+        self.quota = quota or Quota()
 
     def _transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         return transaction(self._engine)
@@ -115,37 +226,59 @@ class MetadataStore:
 
     async def insert_file(self, record: FileRecord) -> FileRecord:
         async with self._transaction() as connection:
-            return await insert_file_row(connection, record)
+            return await insert_file_row(connection, record, self.quota)
 
-    async def get_file(self, file_id: str, now: int) -> FileRecord | None:
+    async def get_file(self, project: str, file_id: str, now: int) -> FileRecord | None:
+        params = {"file_id": file_id, "project": project, "now": now}
         async with reading(self._engine) as connection:
-            row = (await connection.execute(_GET_LIVE_FILE, {"file_id": file_id, "now": now})).first()
+            row = (await connection.execute(_GET_LIVE_FILE, params)).first()
         return _record(row) if row else None
 
     async def list_files(
-        self, *, purpose: str | None, after: str | None, limit: int, order: Order, now: int
+        self, project: str, *, purpose: str | None, after: str | None, limit: int, order: Order, now: int
     ) -> tuple[list[FileRecord], bool]:
         """One page in `(created_at, seq)` order and whether more follow."""
-        params: dict[str, object] = {"now": now, "purpose": purpose, "limit": limit + 1}
+        params: dict[str, object] = {"project": project, "now": now, "purpose": purpose, "limit": limit + 1}
         async with reading(self._engine) as connection:
             if after is not None:
-                position = await self._position(connection, after)
+                position = await self._position(connection, project, after)
                 params.update(after_created_at=position.created_at, after_seq=position.seq)
             query = _list_query(filter_purpose=purpose is not None, paged=after is not None, order=order)
             rows = (await connection.execute(query, params)).all()
         return [_record(r) for r in rows[:limit]], len(rows) > limit
 
-    async def _position(self, connection: AsyncConnection, file_id: str) -> Position:
-        row = (await connection.execute(_CURSOR_POSITION, {"file_id": file_id})).first()
+    async def _position(self, connection: AsyncConnection, project: str, file_id: str) -> Position:
+        params = {"file_id": file_id, "project": project}
+        row = (await connection.execute(_CURSOR_POSITION, params)).first()
         if row is None:
             raise CursorNotFound(file_id)
         return Position(row.created_at, row.seq)
 
-    async def delete_file(self, file_id: str, now: int) -> FileRecord | None:
+    async def delete_file(self, project: str, file_id: str, now: int) -> FileRecord | None:
         """Delete a live file's row, leaving a tombstone; None if there was no live file."""
         async with self._transaction() as connection:
-            deleted = await self._delete_where(connection, FileRow.id == file_id, _live(now), now=now)
+            deleted = await self._delete_where(
+                connection, FileRow.id == file_id, FileRow.project == project, _live(now), now=now
+            )
         return deleted[0] if deleted else None
+
+    async def usage(self, project: str) -> ProjectUsage:
+        async with reading(self._engine) as connection:
+            return await project_usage(connection, project, self.quota)
+
+    async def all_usage(self) -> list[ProjectUsage]:
+        async with reading(self._engine) as connection:
+            rows = (await connection.execute(select(*_PROJECT_COLUMNS).order_by(ProjectRow.name))).all()
+        return [_usage(row, self.quota) for row in rows]
+
+    async def set_quota(self, project: str, *, max_bytes: int | None, max_files: int | None) -> None:
+        """Override the project's limits; a None leaves that limit as it is."""
+        values = {"max_bytes": max_bytes, "max_files": max_files}
+        async with self._transaction() as connection:
+            await ensure_project(connection, project)
+            changes = {name: value for name, value in values.items() if value is not None}
+            if changes:
+                await connection.execute(update(ProjectRow).where(ProjectRow.name == project).values(changes))
 
     async def take_expired(self, now: int, limit: int = 500) -> list[FileRecord]:
         """Delete up to `limit` expired rows and return them, so their blobs can be removed."""
@@ -164,17 +297,25 @@ class MetadataStore:
         result = await connection.execute(delete(FileRow).where(*conditions).returning(*_FILE_COLUMNS))
         records = [_record(r) for r in result.all()]
         if records:
-            await connection.execute(
-                insert(FileTombstone),
-                [{"id": r.id, "seq": r.seq, "created_at": r.created_at, "deleted_at": now} for r in records],
-            )
+            tombstones = [
+                {
+                    "id": r.id,
+                    "project": r.project,
+                    "seq": r.seq,
+                    "created_at": r.created_at,
+                    "deleted_at": now,
+                }
+                for r in records
+            ]
+            await connection.execute(insert(FileTombstone), tombstones)
+            await _release(connection, records)
         return records
 
 
 @functools.cache
 def _list_query(*, filter_purpose: bool, paged: bool, order: Order) -> Select[Any]:
     """One of the eight shapes of a list page, built once with bound parameters."""
-    query = select(*_FILE_COLUMNS).where(_live(bindparam("now")))
+    query = select(*_FILE_COLUMNS).where(FileRow.project == bindparam("project"), _live(bindparam("now")))
     if filter_purpose:
         query = query.where(FileRow.purpose == bindparam("purpose"))
     if paged:

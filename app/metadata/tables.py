@@ -1,6 +1,6 @@
 """The SQL schema, the one source Alembic migrations are written from."""
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid; PostgreSQL gets BIGINT.
@@ -18,6 +18,7 @@ class FileRow(Base):
 
     seq: Mapped[int] = mapped_column(SequenceKey, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)
+    project: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(1024))
     purpose: Mapped[str] = mapped_column(String(64))
     bytes: Mapped[int] = mapped_column(BigInteger)
@@ -30,8 +31,8 @@ class FileRow(Base):
     blob_key: Mapped[str] = mapped_column(String(128))
 
     __table_args__ = (
-        Index("ix_files_created_at_seq", "created_at", "seq"),
-        Index("ix_files_purpose_created_at_seq", "purpose", "created_at", "seq"),
+        Index("ix_files_project_created_at_seq", "project", "created_at", "seq"),
+        Index("ix_files_project_purpose_created_at_seq", "project", "purpose", "created_at", "seq"),
         Index("ix_files_expires_at", "expires_at"),
         Index("ix_files_blob_key", "blob_key"),  # gc asks "does any row name this blob?"
     )
@@ -43,6 +44,7 @@ class FileTombstone(Base):
     __tablename__ = "file_tombstones"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     deleted_at: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -57,6 +59,7 @@ class UploadRow(Base):
     __tablename__ = "uploads"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(1024))
     purpose: Mapped[str] = mapped_column(String(64))
     bytes: Mapped[int] = mapped_column(BigInteger)
@@ -83,3 +86,33 @@ class UploadPartRow(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     blob_key: Mapped[str] = mapped_column(String(128), index=True)
+
+
+class ProjectRow(Base):
+    """A tenant: its usage (live files only) and its quota overrides (NULL: the configured default).
+
+    Usage changes in the same transaction as the file rows it counts, by one conditional UPDATE,
+    so parallel uploads can never overshoot the quota.
+    """
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bytes_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    files_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    max_files: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ApiKeyRow(Base):
+    """An API key, stored only as the SHA-256 of the key (keys are 256-bit random strings)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown by `keys list` to tell keys apart
+    project: Mapped[str] = mapped_column(String(64))
+    admin: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.metadata.store import FileRecord, insert_file_row, transaction
+from app.metadata.store import DEFAULT_PROJECT, FileRecord, Quota, insert_file_row, transaction
 from app.metadata.tables import UploadPartRow, UploadRow
 
 FINISHED = ("completed", "cancelled", "expired")
@@ -35,6 +35,7 @@ class UploadRecord:
     file_id: str | None = None
     part_ids: tuple[str, ...] | None = None
     md5: str | None = None
+    project: str = DEFAULT_PROJECT
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,11 @@ def _open(upload_id: str, now: int) -> tuple[Any, ...]:
 
 
 class UploadStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Looks Uploads up by id alone: `UploadService` hides another project's Uploads."""
+
+    def __init__(self, engine: AsyncEngine, quota: Quota | None = None) -> None:
         self._engine = engine
+        self.quota = quota or Quota()
 
     async def insert_upload(self, record: UploadRecord) -> None:
         values = dataclasses.asdict(record)
@@ -147,7 +151,7 @@ class UploadStore:
         async with transaction(self._engine) as connection:
             if (await connection.execute(update(UploadRow).where(*claimed).values(done))).rowcount != 1:
                 raise ClaimLost(upload_id)
-            record = await insert_file_row(connection, file)
+            record = await insert_file_row(connection, file, self.quota)
             keys = await _drop_parts(connection, [upload_id])
         return record, keys
 

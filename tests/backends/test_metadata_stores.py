@@ -1,5 +1,6 @@
 """Migrations and the SQL that scale-out relies on, on SQLite and PostgreSQL alike."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.metadata.engine import create_engine
 from app.metadata.maintenance_store import exclusive_round, referenced_blob_keys
 from app.metadata.migrate import alembic_config, upgrade_to_head_async
-from app.metadata.store import FileRecord, MetadataStore
+from app.metadata.store import CursorNotFound, FileRecord, MetadataStore, OverQuota, Quota
 from tests import scaleout
 
 
@@ -30,10 +31,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def record(file_id: str, blob_key: str, *, expires_at: int | None = None) -> FileRecord:
+def record(
+    file_id: str, blob_key: str, *, expires_at: int | None = None, project: str = "default", size: int = 1
+) -> FileRecord:
     return FileRecord(
-        id=file_id, filename="a.txt", purpose="user_data", bytes=1, created_at=1000, expires_at=expires_at,
+        id=file_id, filename="a.txt", purpose="user_data", bytes=size, created_at=1000, expires_at=expires_at,
         status="processed", status_details=None, mime_type="text/plain", sha256="", blob_key=blob_key,
+        project=project,
     )  # fmt: skip
 
 
@@ -60,8 +64,52 @@ async def test_expired_rows_are_taken_once(engine: AsyncEngine) -> None:
 async def test_delete_has_one_winner(engine: AsyncEngine) -> None:
     store = MetadataStore(engine)
     await store.insert_file(record("file-d", "keyD"))
-    assert (await store.delete_file("file-d", 2000)) is not None
-    assert (await store.delete_file("file-d", 2000)) is None
+    assert (await store.delete_file("default", "file-d", 2000)) is not None
+    assert (await store.delete_file("default", "file-d", 2000)) is None
+
+
+async def test_another_projects_file_is_invisible(engine: AsyncEngine) -> None:
+    store = MetadataStore(engine)
+    await store.insert_file(record("file-p", "keyP", project="alpha"))
+    assert await store.get_file("beta", "file-p", 2000) is None
+    assert await store.delete_file("beta", "file-p", 2000) is None
+    assert (await store.list_files("beta", purpose=None, after=None, limit=10, order="asc", now=2000))[
+        0
+    ] == []
+    with pytest.raises(CursorNotFound):
+        await store.list_files("beta", purpose=None, after="file-p", limit=10, order="asc", now=2000)
+    assert (await store.get_file("alpha", "file-p", 2000)) is not None
+
+
+async def test_parallel_inserts_never_overshoot_the_quota(engine: AsyncEngine) -> None:
+    """50 inserts of 10 bytes race for a 105-byte quota: exactly 10 fit, on SQLite and PostgreSQL."""
+    store = MetadataStore(engine, Quota(max_bytes=105, max_files=1000))
+
+    async def insert(n: int) -> bool:
+        try:
+            await store.insert_file(record(f"file-q{n}", f"keyQ{n}", project="racers", size=10))
+        except OverQuota:
+            return False
+        return True
+
+    results = await asyncio.gather(*(insert(n) for n in range(50)))
+    assert sum(results) == 10
+    usage = await store.usage("racers")
+    assert (usage.bytes, usage.files) == (100, 10)
+
+
+async def test_delete_and_expiry_give_the_quota_back(engine: AsyncEngine) -> None:
+    store = MetadataStore(engine, Quota(max_bytes=1000, max_files=2))
+    await store.insert_file(record("file-r1", "keyR1", project="givers", size=7))
+    await store.insert_file(record("file-r2", "keyR2", project="givers", size=5, expires_at=1500))
+    with pytest.raises(OverQuota):
+        await store.insert_file(record("file-r3", "keyR3", project="givers"))
+    await store.delete_file("givers", "file-r1", 2000)
+    await store.take_expired(2000)
+    usage = await store.usage("givers")
+    assert (usage.bytes, usage.files) == (0, 0)
+    await store.set_quota("givers", max_bytes=None, max_files=5)
+    assert (await store.usage("givers")).max_files == 5
 
 
 async def test_only_one_maintenance_round_runs_at_once(engine: AsyncEngine) -> None:

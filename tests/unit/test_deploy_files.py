@@ -85,10 +85,12 @@ def compose_healthcheck() -> list[str]:
     return list(test[1:])
 
 
-def serve_image_command(data_dir: Path) -> tuple[int, dict[str, Any]]:
-    """Run the image's command line through the real CLI with the image's ENV; uvicorn's kwargs."""
+def serve_image_command(data_dir: Path, **settings: str) -> tuple[int, dict[str, Any]]:
+    """Run the image's command line through the real CLI with the image's ENV plus `settings`
+    (as `docker run -e` would add them); uvicorn's kwargs."""
     served: dict[str, Any] = {}
     env = {**dockerfile_env(), "FILEDOCK_DATA_DIR": str(data_dir)}  # /data is not writable here
+    env.update({f"FILEDOCK_{name.upper()}": value for name, value in settings.items()})
     program, *arguments = image_command()
     assert program == "filedock"
     with (
@@ -101,6 +103,9 @@ def serve_image_command(data_dir: Path) -> tuple[int, dict[str, Any]]:
         os.environ.update(env)
         result = CliRunner().invoke(main, arguments, catch_exceptions=False)
     return result.exit_code, served
+
+
+IMAGE_KEYS = {"api_keys": "sk-image-test=team"}  # the image binds 0.0.0.0: it needs keys to start
 
 
 @contextlib.contextmanager
@@ -141,13 +146,20 @@ HEALTHCHECKS = [
 
 
 def test_dockerfile_command_parses_with_the_real_cli(tmp_path: Path) -> None:
-    exit_code, served = serve_image_command(tmp_path / "data")
+    exit_code, served = serve_image_command(tmp_path / "data", **IMAGE_KEYS)
     assert exit_code == 0
     assert served, "the command did not reach uvicorn.run"
 
 
+def test_dockerfile_command_refuses_open_mode_unless_allowed(tmp_path: Path) -> None:
+    exit_code, served = serve_image_command(tmp_path / "data")
+    assert exit_code != 0 and not served
+    exit_code, served = serve_image_command(tmp_path / "data", allow_public_open_mode="true")
+    assert exit_code == 0 and served
+
+
 def test_dockerfile_command_serves_on_all_interfaces_at_port_8000(tmp_path: Path) -> None:
-    _, served = serve_image_command(tmp_path / "data")
+    _, served = serve_image_command(tmp_path / "data", **IMAGE_KEYS)
     assert (served["host"], served["port"]) == ("0.0.0.0", 8000)
 
 

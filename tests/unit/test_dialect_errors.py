@@ -7,7 +7,7 @@ import pytest
 from app import errors
 from app.dialects.anthropic import errors as anthropic_errors
 from app.dialects.gemini import errors as gemini_errors
-from tests.unit.test_openai_errors import DOMAIN_ERRORS, by_name, instance_of
+from tests.unit.test_openai_errors import DOMAIN_ERRORS, TRANSIENT_CLIENT_ERROR, by_name, instance_of
 
 TABLES = [
     pytest.param(anthropic_errors.STATUS_AND_TYPE, id="anthropic"),
@@ -31,7 +31,8 @@ def test_error_tables_have_no_unreachable_rows(table: list) -> None:
 def test_anthropic_uses_5xx_only_for_storage_unavailable(cls: type[errors.FileDockError]) -> None:
     status, _ = anthropic_errors.status_and_type(instance_of(cls))
     assert (status >= 500) == issubclass(cls, errors.StorageUnavailable)
-    assert status not in (408, 409, 429)  # statuses the SDK retries
+    if cls is not TRANSIENT_CLIENT_ERROR:
+        assert status not in (408, 409, 429)  # statuses the SDK retries
 
 
 def test_anthropic_error_body_and_request_id_header() -> None:
@@ -76,9 +77,24 @@ def test_gemini_upload_errors_end_the_sdk_chunk_loop() -> None:
     assert response.headers["x-goog-upload-status"] == "final"
 
 
-def test_gemini_missing_key_is_permission_denied() -> None:
-    error = errors.Unauthenticated(gemini_errors.MISSING_KEY_MESSAGE, code="missing_api_key")
-    assert gemini_errors.status_and_code(error) == (403, "PERMISSION_DENIED")
+def test_gemini_missing_or_wrong_key_is_unauthenticated() -> None:
+    error = errors.Unauthenticated(gemini_errors.MISSING_KEY_MESSAGE, code="invalid_api_key")
+    assert gemini_errors.status_and_code(error) == (401, "UNAUTHENTICATED")
+
+
+def test_quota_errors_name_their_code_in_every_dialect() -> None:
+    error = errors.QuotaExceeded("Storage limit exceeded for this project.")
+    body = json.loads(anthropic_errors.error_response(error, "req_1").body)
+    assert body["error"]["details"] == {"error_code": "storage_quota_exceeded"}
+    assert gemini_errors.status_and_code(error) == (400, "FAILED_PRECONDITION")
+
+
+def test_rate_limits_may_be_retried_later() -> None:
+    error = errors.RateLimited("slow down", retry_after_seconds=1.2)
+    response = anthropic_errors.error_response(error, "req_1")
+    assert response.status_code == 429 and response.headers["retry-after"] == "2"
+    assert "x-should-retry" not in response.headers
+    assert gemini_errors.error_response(error, upload=False).status_code == 429
 
 
 def test_gemini_server_error_is_500_internal() -> None:

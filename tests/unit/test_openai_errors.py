@@ -16,6 +16,8 @@ from app.dialects.openai.errors import STATUS_AND_TYPE, error_response, server_e
 
 # Statuses the openai SDK retries (spec §5.2, §5.3): a permanent failure must never use them.
 RETRIED_CLIENT_STATUSES = {408, 409, 429}
+# The one client error that passes with time, answered with 429 and a delay in every dialect.
+TRANSIENT_CLIENT_ERROR = errors.RateLimited
 
 
 def _import_every_app_module() -> None:
@@ -64,14 +66,18 @@ def test_error_table_maps_every_domain_error(cls: type[errors.FileDockError]) ->
 @pytest.mark.parametrize("cls", by_name(DOMAIN_ERRORS))
 def test_error_table_never_uses_a_status_the_sdk_retries(cls: type[errors.FileDockError]) -> None:
     status, _ = status_and_type(instance_of(cls))
-    assert status not in RETRIED_CLIENT_STATUSES
+    if cls is TRANSIENT_CLIENT_ERROR:
+        assert status == 429
+    else:
+        assert status not in RETRIED_CLIENT_STATUSES
 
 
 @pytest.mark.parametrize("cls", by_name(DOMAIN_ERRORS))
 def test_error_table_uses_5xx_only_for_storage_unavailable(cls: type[errors.FileDockError]) -> None:
     status, error_type = status_and_type(instance_of(cls))
     assert (status >= 500) == issubclass(cls, errors.StorageUnavailable)
-    assert error_type == ("server_error" if status >= 500 else "invalid_request_error")
+    expected = "server_error" if status >= 500 else "invalid_request_error"
+    assert error_type == ("requests" if cls is TRANSIENT_CLIENT_ERROR else expected)
 
 
 def test_error_table_has_no_unreachable_rows() -> None:
@@ -134,3 +140,8 @@ def test_server_error_response_is_a_500_server_error() -> None:
     assert (response.status_code, body["error"]["type"]) == (500, "server_error")
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert response.headers["x-request-id"] == "req_1"
+
+
+def test_rate_limited_tells_the_sdk_when_to_retry() -> None:
+    headers = error_response(errors.RateLimited("slow down", retry_after_seconds=2.5), None).headers
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("3", "2500")

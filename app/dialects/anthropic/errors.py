@@ -4,6 +4,8 @@
 anthropic 2.x picks an exception subclass from `error.details.error_code`.
 """
 
+import math
+
 from fastapi.responses import JSONResponse
 
 from app import errors
@@ -18,9 +20,13 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.UnsupportedMediaType, 400, "invalid_request_error"),
     (errors.RequestTooLarge, 413, "request_too_large"),
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
+    (errors.RateLimited, 429, "rate_limit_error"),
     (errors.StorageUnavailable, 503, "api_error"),
 ]
-ERROR_CODES: dict[type[errors.FileDockError], str] = {errors.DownloadRefused: "file_not_downloadable"}
+ERROR_CODES: dict[type[errors.FileDockError], str] = {
+    errors.DownloadRefused: "file_not_downloadable",
+    errors.QuotaExceeded: "storage_quota_exceeded",
+}
 
 
 def status_and_type(exc: errors.FileDockError) -> tuple[int, str]:
@@ -36,8 +42,8 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
     if type(exc) in ERROR_CODES:
         error["details"] = {"error_code": ERROR_CODES[type(exc)]}
     headers = {"request-id": request_id} if request_id else {}
-    if isinstance(exc, errors.StorageUnavailable):
-        headers["retry-after"] = str(exc.retry_after_seconds)
+    if isinstance(exc, errors.StorageUnavailable | errors.RateLimited):
+        headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
     else:
         headers["x-should-retry"] = "false"  # a permanent failure: the SDK must not retry it
     if isinstance(exc, errors.RangeNotSatisfiable):

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app import ids
+from app.auth import authenticate
 from app.dialects.anthropic import errors as anthropic_errors
 from app.dialects.anthropic.upload_form import create_file_from_form
 from app.dialects.anthropic.wire import ErrorBody, FileDeleted, FileMetadata, FilePage
 from app.dialects.apps import EchoRequestId, create_dialect_app, request_id
-from app.errors import DownloadRefused, FileDockError, FileNotFound, InvalidRequest, Unauthenticated
+from app.errors import DownloadRefused, FileDockError, FileNotFound, InvalidRequest
 from app.headers import content_disposition
 from app.metadata.store import FileRecord
 from app.service import FileService
@@ -26,32 +27,26 @@ MAX_IDS = 100
 _PAGE_CURSOR = re.compile(r"page_([A-Za-z0-9]{24})")
 
 
-def get_service(request: Request) -> FileService:
-    service: FileService = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[FileService, Depends(get_service)]
-
-
-def require_api_key(request: Request, service: ServiceDep) -> None:
-    """With keys configured, `x-api-key` (eras A, B) or `Authorization: Bearer` (era C) must name one."""
-    accepted = service.settings.api_keys
-    if not accepted:
-        return
+async def authorized_service(request: Request) -> FileService:
+    """The files of the project whose key is in `x-api-key` (eras A, B) or `Authorization: Bearer`
+    (era C)."""
     key = request.headers.get("x-api-key", "").strip()
     if not key:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         key = token.strip() if scheme.lower() == "bearer" else ""
-    if not key:
-        raise Unauthenticated("x-api-key header is required")
-    if key not in accepted:
-        raise Unauthenticated("invalid x-api-key")
+    caller = await authenticate(
+        request, key, missing="x-api-key header is required", invalid="invalid x-api-key"
+    )
+    service: FileService = request.app.state.service
+    return service.for_project(caller.project)
+
+
+ServiceDep = Annotated[FileService, Depends(authorized_service)]
 
 
 router = APIRouter(
     prefix="/v1",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(authorized_service)],
     responses={code: {"model": ErrorBody} for code in (400, 401, 404, 413, 503)},
 )
 

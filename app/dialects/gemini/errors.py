@@ -5,20 +5,24 @@ Replies to resumable-upload requests also carry `X-Goog-Upload-Status: final`, s
 chunk loop stops at once instead of re-posting the chunk with back-off.
 """
 
+import math
+
 from fastapi.responses import JSONResponse
 
 from app import errors
 
 # Most specific class first: the first `isinstance` match wins.
 STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
-    (errors.Unauthenticated, 400, "INVALID_ARGUMENT"),
+    (errors.Unauthenticated, 401, "UNAUTHENTICATED"),
     (errors.RouteNotFound, 404, "NOT_FOUND"),
     (errors.NotFound, 404, "NOT_FOUND"),
     (errors.DownloadRefused, 400, "FAILED_PRECONDITION"),
+    (errors.QuotaExceeded, 400, "FAILED_PRECONDITION"),
     (errors.InvalidRequest, 400, "INVALID_ARGUMENT"),
     (errors.UnsupportedMediaType, 400, "INVALID_ARGUMENT"),
     (errors.RequestTooLarge, 413, "INVALID_ARGUMENT"),
     (errors.RangeNotSatisfiable, 416, "OUT_OF_RANGE"),
+    (errors.RateLimited, 429, "RESOURCE_EXHAUSTED"),
     (errors.StorageUnavailable, 503, "UNAVAILABLE"),
 ]
 MISSING_KEY_MESSAGE = (
@@ -28,8 +32,6 @@ MISSING_KEY_MESSAGE = (
 
 
 def status_and_code(exc: errors.FileDockError) -> tuple[int, str]:
-    if isinstance(exc, errors.Unauthenticated) and exc.code == "missing_api_key":
-        return 403, "PERMISSION_DENIED"
     for cls, status, code in STATUS_AND_CODE:
         if isinstance(exc, cls):
             return status, code
@@ -39,8 +41,8 @@ def status_and_code(exc: errors.FileDockError) -> tuple[int, str]:
 def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
     status, code = status_and_code(exc)
     headers = {"x-goog-upload-status": "final"} if upload else {}
-    if isinstance(exc, errors.StorageUnavailable):
-        headers["retry-after"] = str(exc.retry_after_seconds)
+    if isinstance(exc, errors.StorageUnavailable | errors.RateLimited):
+        headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
     if isinstance(exc, errors.RequestTooLarge):
         headers["connection"] = "close"
     return _body(status, exc.message, code, headers)

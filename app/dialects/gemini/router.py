@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from app import ids
+from app.auth import authenticate
 from app.dialects.apps import create_dialect_app
 from app.dialects.gemini import errors as gemini_errors
 from app.dialects.gemini.wire import file_resource
@@ -24,7 +25,6 @@ from app.errors import (
     InvalidRequest,
     NotFound,
     RouteNotFound,
-    Unauthenticated,
 )
 from app.headers import content_disposition
 from app.metadata.store import FileRecord
@@ -41,28 +41,26 @@ INVALID_KEY_MESSAGE = "API key not valid. Please pass a valid API key."
 
 
 def get_service(request: Request) -> FileService:
+    """The store across projects: only for chunk requests, whose session names its project."""
     service: FileService = request.app.state.service
     return service
+
+
+async def authorized_service(request: Request) -> FileService:
+    """The files of the project whose key is in `x-goog-api-key` (the SDK) or `?key=` (REST)."""
+    key = request.headers.get("x-goog-api-key") or request.query_params.get("key") or ""
+    caller = await authenticate(
+        request, key, missing=gemini_errors.MISSING_KEY_MESSAGE, invalid=INVALID_KEY_MESSAGE
+    )
+    return get_service(request).for_project(caller.project)
 
 
 def get_resumable(request: Request) -> ResumableUploads:
     return ResumableUploads(request.app.state.uploads)
 
 
-ServiceDep = Annotated[FileService, Depends(get_service)]
+ServiceDep = Annotated[FileService, Depends(authorized_service)]
 ResumableDep = Annotated[ResumableUploads, Depends(get_resumable)]
-
-
-def require_api_key(request: Request, service: ServiceDep) -> None:
-    """With keys configured, `x-goog-api-key` (the SDK) or `?key=` (REST callers) must name one."""
-    accepted = service.settings.api_keys
-    if not accepted:
-        return
-    key = request.headers.get("x-goog-api-key") or request.query_params.get("key") or ""
-    if not key:
-        raise Unauthenticated(gemini_errors.MISSING_KEY_MESSAGE, code="missing_api_key")
-    if key not in accepted:
-        raise Unauthenticated(INVALID_KEY_MESSAGE, code="API_KEY_INVALID")
 
 
 def check_version(version: str) -> str:
@@ -76,17 +74,15 @@ router = APIRouter()
 
 
 @router.post("/upload/{version}/files")
-async def upload_file(
-    request: Request, version: VersionDep, service: ServiceDep, resumable: ResumableDep
-) -> Response:
+async def upload_file(request: Request, version: VersionDep, resumable: ResumableDep) -> Response:
     upload_id = request.query_params.get("upload_id")
     if upload_id is not None:  # a chunk: authorised by the session id the start reply handed out
-        return await _chunk(request, upload_id, version, service, resumable)
-    require_api_key(request, service)
-    return await _start(request, version, service, resumable)
+        return await _chunk(request, upload_id, version, get_service(request), resumable)
+    service = await authorized_service(request)
+    return await _start(request, version, service, resumable.for_project(service.project))
 
 
-@router.get("/{version}/files", dependencies=[Depends(require_api_key)])
+@router.get("/{version}/files", dependencies=[Depends(authorized_service)])
 async def list_files(
     request: Request,
     version: VersionDep,
@@ -109,7 +105,7 @@ async def list_files(
     return JSONResponse(body)
 
 
-@router.get("/{version}/files/{file_id}:download", dependencies=[Depends(require_api_key)])
+@router.get("/{version}/files/{file_id}:download", dependencies=[Depends(authorized_service)])
 async def download_file(file_id: str, version: VersionDep, service: ServiceDep) -> Response:
     record = await _get(file_id, service)
     if service.settings.download_policy is DownloadPolicy.VENDOR:
@@ -122,12 +118,12 @@ async def download_file(file_id: str, version: VersionDep, service: ServiceDep) 
     return StreamingResponse(chunks, media_type=record.mime_type, headers=headers)
 
 
-@router.get("/{version}/files/{file_id}", dependencies=[Depends(require_api_key)])
+@router.get("/{version}/files/{file_id}", dependencies=[Depends(authorized_service)])
 async def get_file(file_id: str, request: Request, version: VersionDep, service: ServiceDep) -> JSONResponse:
     return JSONResponse(_resource(await _get(file_id, service), request, version, service))
 
 
-@router.delete("/{version}/files/{file_id}", dependencies=[Depends(require_api_key)])
+@router.delete("/{version}/files/{file_id}", dependencies=[Depends(authorized_service)])
 async def delete_file(file_id: str, version: VersionDep, service: ServiceDep) -> JSONResponse:
     try:
         await service.delete_file(ids.from_gemini_id(file_id) or "")
@@ -190,7 +186,7 @@ async def _chunk(
 ) -> Response:
     command = {c.strip().lower() for c in request.headers.get("x-goog-upload-command", "").split(",")}
     try:
-        session = await resumable.get(upload_id)
+        session, resumable = await resumable.get(upload_id)
         _check_chunk(session, command, request)
     except FileDockError:
         await _discard_body(request)  # so the client reads our error rather than a reset connection

@@ -3,6 +3,8 @@
 No permanent failure may use a status the SDK retries (408, 409, 429, 5xx), see spec §5.3.
 """
 
+import math
+
 from fastapi.responses import JSONResponse
 
 from app import errors
@@ -16,6 +18,7 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.UnsupportedMediaType, 415, "invalid_request_error"),
     (errors.RequestTooLarge, 413, "invalid_request_error"),
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
+    (errors.RateLimited, 429, "requests"),
     (errors.StorageUnavailable, 503, "server_error"),
 ]
 
@@ -31,9 +34,9 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
     status, error_type = status_and_type(exc)
     body = {"error": {"message": exc.message, "type": error_type, "param": exc.param, "code": exc.code}}
     headers = {"x-request-id": request_id} if request_id else {}
-    if isinstance(exc, errors.StorageUnavailable):
-        headers["retry-after"] = str(exc.retry_after_seconds)
-        headers["retry-after-ms"] = str(exc.retry_after_seconds * 1000)
+    if isinstance(exc, errors.StorageUnavailable | errors.RateLimited):
+        headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
+        headers["retry-after-ms"] = str(math.ceil(exc.retry_after_seconds * 1000))
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["content-range"] = f"bytes */{exc.size}"
     if isinstance(exc, errors.RequestTooLarge):

@@ -6,9 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
+from app.auth import authenticate, masked
 from app.dialects.openai.upload_form import create_file_from_form
 from app.dialects.openai.wire import ErrorBody, FileDeleted, FileList, FileObject, file_json, json_response
-from app.errors import InvalidRequest, RangeNotSatisfiable, Unauthenticated
+from app.errors import InvalidRequest, RangeNotSatisfiable
 from app.headers import (
     MalformedRange,
     UnsatisfiableRange,
@@ -24,33 +25,26 @@ from app.service import FileService
 MAX_LIST_LIMIT = 10_000
 
 
-async def get_service(request: Request) -> FileService:
+async def authorized_service(request: Request) -> FileService:
+    """The files of the project whose key is in `Authorization: Bearer <key>`."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    key = token.strip() if scheme.lower() == "bearer" else ""
+    caller = await authenticate(
+        request,
+        key,
+        missing="You didn't provide an API key. You need to provide your API key in an Authorization "
+        "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        invalid=f"Incorrect API key provided: {masked(key)}.",
+    )
     service: FileService = request.app.state.service
-    return service
+    return service.for_project(caller.project)
 
 
-ServiceDep = Annotated[FileService, Depends(get_service)]
-
-
-async def require_api_key(request: Request, service: ServiceDep) -> None:
-    """With keys configured, `Authorization: Bearer <key>` must name one of them."""
-    accepted = service.settings.api_keys
-    if not accepted:
-        return
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthenticated(
-            "You didn't provide an API key. You need to provide your API key in an Authorization "
-            "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-            code="invalid_api_key",
-        )
-    if key.strip() not in accepted:
-        masked = f"{key[:3]}****{key[-2:]}" if len(key) > 8 else "****"
-        raise Unauthenticated(f"Incorrect API key provided: {masked}.", code="invalid_api_key")
+ServiceDep = Annotated[FileService, Depends(authorized_service)]
 
 
 router = APIRouter(
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(authorized_service)],
     responses={code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 503)},
 )
 

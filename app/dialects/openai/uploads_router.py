@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 
 from app import purposes
 from app.dialects.openai.part_form import add_part_from_form
-from app.dialects.openai.router import require_api_key
+from app.dialects.openai.router import ServiceDep, authorized_service
 from app.dialects.openai.wire import ErrorBody, UploadObject, UploadPartObject
 from app.errors import InvalidRequest, RequestTooLarge
 from app.uploads import UploadService
@@ -16,15 +16,15 @@ MAX_JSON_BODY_BYTES = 1024 * 1024  # 10,000 part ids fit with room to spare
 T = TypeVar("T")
 
 
-async def get_uploads(request: Request) -> UploadService:
+async def get_uploads(request: Request, files: ServiceDep) -> UploadService:
     uploads: UploadService = request.app.state.uploads
-    return uploads
+    return uploads.for_project(files.project)
 
 
 UploadsDep = Annotated[UploadService, Depends(get_uploads)]
 
 router = APIRouter(
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(authorized_service)],
     responses={code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 503)},
 )
 

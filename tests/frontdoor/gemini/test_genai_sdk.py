@@ -123,6 +123,6 @@ def test_configured_api_keys_are_enforced(
 ) -> None:
     with pytest.raises(errors.ClientError) as caught:
         list(make_client(keyed_dock, face, api_key="wrong").files.list())
-    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+    assert (caught.value.code, caught.value.status) == (401, "UNAUTHENTICATED")
     created = upload(make_client(keyed_dock, face, api_key="secret-1"), b"ok")  # chunks carry no key
     assert created.size_bytes == 2

@@ -1,0 +1,67 @@
+"""`KeyStore`: the SQL of API keys. Only a key's SHA-256 is stored, never the key itself."""
+
+import dataclasses
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.metadata.store import ensure_project, reading, transaction
+from app.metadata.tables import ApiKeyRow
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: str
+    key_hash: str
+    prefix: str
+    project: str
+    admin: bool
+    created_at: int
+    revoked_at: int | None = None
+
+
+_KEY_COLUMNS = [getattr(ApiKeyRow, f.name) for f in dataclasses.fields(KeyRecord)]
+# Built once: one indexed lookup per authenticated request, so a revocation counts at once.
+_ACTIVE_BY_HASH = select(*_KEY_COLUMNS).where(
+    ApiKeyRow.key_hash == bindparam("key_hash"), ApiKeyRow.revoked_at.is_(None)
+)
+
+
+class KeyStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def active(self, key_hash: str) -> KeyRecord | None:
+        async with reading(self._engine) as connection:
+            row = (await connection.execute(_ACTIVE_BY_HASH, {"key_hash": key_hash})).first()
+        return KeyRecord(*row) if row else None
+
+    async def any_active(self) -> bool:
+        query = select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None)).limit(1)
+        async with reading(self._engine) as connection:
+            return (await connection.execute(query)).first() is not None
+
+    async def insert(self, record: KeyRecord) -> None:
+        async with transaction(self._engine) as connection:
+            await ensure_project(connection, record.project)
+            await connection.execute(insert(ApiKeyRow).values(dataclasses.asdict(record)))
+
+    async def all(self) -> list[KeyRecord]:
+        query = select(*_KEY_COLUMNS).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+        async with reading(self._engine) as connection:
+            return [KeyRecord(*row) for row in (await connection.execute(query)).all()]
+
+    async def revoke(self, key_id_or_hash: str, now: int) -> KeyRecord | None:
+        """Revoke the key with this id (or hash); the key as it was, or None if there is none."""
+        named = or_(ApiKeyRow.id == key_id_or_hash, ApiKeyRow.key_hash == key_id_or_hash)
+        async with transaction(self._engine) as connection:
+            row = (await connection.execute(select(*_KEY_COLUMNS).where(named))).first()
+            if row is None:
+                return None
+            record = KeyRecord(*row)
+            if record.revoked_at is None:
+                await connection.execute(
+                    update(ApiKeyRow).where(ApiKeyRow.id == record.id).values(revoked_at=now)
+                )
+        return record
