@@ -1,6 +1,7 @@
 """The `filedock` command: `serve`, `migrate` and `gc`. The only code that reads the environment."""
 
 import asyncio
+import functools
 import logging
 import os
 import subprocess
@@ -16,6 +17,14 @@ from app import __version__
 from app.settings import Settings
 
 APP_FACTORY = "app.cli:app_from_environment"
+# uvicorn's httptools protocol plus header size and time limits (see the module).
+HTTP_PROTOCOL = "app.http_protocol:LimitedHttpToolsProtocol"
+
+
+@functools.cache
+def settings_from_environment() -> Settings:
+    """A worker process's settings, from `FILEDOCK_*` variables, read once (`app.http_protocol`)."""
+    return Settings()
 
 
 def app_from_environment() -> Any:
@@ -70,6 +79,7 @@ def serve(
         workers=settings.workers,
         log_level=settings.log_level,
         proxy_headers=False,
+        http=HTTP_PROTOCOL,
     )
 
 

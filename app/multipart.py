@@ -18,7 +18,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from app.errors import InvalidRequest, UnsupportedMediaType
 from app.headers import parse_disposition_params
 
-MAX_PARTS = 32
+MAX_PARTS = 32  # the default of FILEDOCK_MAX_FORM_PARTS
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PART_HEADER_BYTES = 16 * 1024
 # Room for the multipart framing and text fields around the largest accepted file.
@@ -106,8 +106,9 @@ async def read_form(
 
 
 class FormReader:
-    def __init__(self, body: AsyncIterator[bytes], boundary: bytes) -> None:
+    def __init__(self, body: AsyncIterator[bytes], boundary: bytes, *, max_parts: int = MAX_PARTS) -> None:
         self._body = body
+        self._max_parts = max_parts
         self._events: deque[tuple[str, Any]] = deque()
         self._input_done = False
         self._in_part = False
@@ -176,8 +177,8 @@ class FormReader:
             if kind != "begin":
                 continue
             count += 1
-            if count > MAX_PARTS:
-                raise MalformedForm(f"more than {MAX_PARTS} parts.")
+            if count > self._max_parts:
+                raise MalformedForm(f"more than {self._max_parts} parts.")
             part = await self._read_headers()
             self._in_part = True
             yield part

@@ -31,7 +31,8 @@ def test_error_tables_have_no_unreachable_rows(table: list) -> None:
 def test_anthropic_uses_5xx_only_for_storage_unavailable(cls: type[errors.FileDockError]) -> None:
     status, _ = anthropic_errors.status_and_type(instance_of(cls))
     assert (status >= 500) == issubclass(cls, errors.StorageUnavailable)
-    assert status not in (408, 409, 429)  # statuses the SDK retries
+    # Statuses the SDK retries: only a stalled body (transient) may use one.
+    assert (status in (408, 409, 429)) == issubclass(cls, errors.RequestTimeout)
 
 
 def test_anthropic_error_body_and_request_id_header() -> None:
@@ -84,3 +85,18 @@ def test_gemini_missing_key_is_permission_denied() -> None:
 def test_gemini_server_error_is_500_internal() -> None:
     body = json.loads(gemini_errors.server_error_response(upload=False).body)
     assert body["error"]["status"] == "INTERNAL"
+
+
+@pytest.mark.parametrize(
+    ("render", "status"),
+    [
+        pytest.param(lambda exc: anthropic_errors.error_response(exc, "req_1"), 408, id="anthropic"),
+        pytest.param(lambda exc: gemini_errors.error_response(exc, upload=True), 408, id="gemini"),
+    ],
+)
+def test_stalled_body_is_408_and_closes_the_connection(render, status: int) -> None:
+    response = render(errors.RequestTimeout(5))
+    assert response.status_code == status
+    assert response.headers["connection"] == "close"
+    assert "x-should-retry" not in response.headers  # transient: the SDK may retry it
+    assert "5 seconds" in response.body.decode()

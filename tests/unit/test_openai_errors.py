@@ -64,7 +64,8 @@ def test_error_table_maps_every_domain_error(cls: type[errors.FileDockError]) ->
 @pytest.mark.parametrize("cls", by_name(DOMAIN_ERRORS))
 def test_error_table_never_uses_a_status_the_sdk_retries(cls: type[errors.FileDockError]) -> None:
     status, _ = status_and_type(instance_of(cls))
-    assert status not in RETRIED_CLIENT_STATUSES
+    # A stalled body is the one transient client failure: its 408 is meant to be retried.
+    assert (status in RETRIED_CLIENT_STATUSES) == issubclass(cls, errors.RequestTimeout)
 
 
 @pytest.mark.parametrize("cls", by_name(DOMAIN_ERRORS))
@@ -91,6 +92,7 @@ def test_error_table_has_no_unreachable_rows() -> None:
         pytest.param(errors.DownloadRefused("no"), 400, id="download-refused"),
         pytest.param(errors.UnsupportedMediaType("json"), 415, id="unsupported-media-type"),
         pytest.param(errors.RequestTooLarge("huge"), 413, id="request-too-large"),
+        pytest.param(errors.RequestTimeout(5), 408, id="request-timeout"),
         pytest.param(errors.StorageUnavailable("down"), 503, id="storage-unavailable"),
     ],
 )
@@ -126,6 +128,7 @@ def test_error_response_tells_the_sdk_when_to_retry_storage_errors() -> None:
 
 def test_error_response_closes_the_connection_after_an_unread_body() -> None:
     assert error_response(errors.RequestTooLarge("huge"), "req_1").headers["connection"] == "close"
+    assert error_response(errors.RequestTimeout(5), "req_1").headers["connection"] == "close"
 
 
 def test_server_error_response_is_a_500_server_error() -> None:
