@@ -173,6 +173,7 @@ class FormReader:
         while True:
             kind, _ = await self._next_event()
             if kind == "done":
+                await self._read_to_the_end()
                 return
             if kind != "begin":
                 continue
@@ -184,6 +185,17 @@ class FormReader:
             yield part
             async for _ in self.chunks():
                 pass  # the caller did not want this part's data
+
+    async def _read_to_the_end(self) -> None:
+        """Read (and drop) what follows the closing boundary, up to FORM_OVERHEAD_BYTES.
+
+        A request counts only once its whole body has arrived: a client that declared more
+        than it sent and hung up after the closing boundary must store nothing, so its
+        disconnect has to surface here, before the caller commits the file.
+        """
+        if not self._input_done and not await discard_body(self._body, FORM_OVERHEAD_BYTES):
+            raise MalformedForm(f"more than {FORM_OVERHEAD_BYTES} bytes after the closing boundary.")
+        self._input_done = True
 
     async def _read_headers(self) -> Part:
         headers: dict[str, str] = {}
