@@ -2,6 +2,7 @@
 the environment."""
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -20,6 +21,15 @@ from app.settings import Settings
 
 APP_FACTORY = "app.cli:app_from_environment"
 T = TypeVar("T")
+
+# uvicorn's httptools protocol plus header size and time limits (see the module).
+HTTP_PROTOCOL = "app.http_protocol:LimitedHttpToolsProtocol"
+
+
+@functools.cache
+def settings_from_environment() -> Settings:
+    """A worker process's settings, from `FILEDOCK_*` variables, read once (`app.http_protocol`)."""
+    return Settings()
 
 
 def app_from_environment() -> Any:
@@ -76,6 +86,7 @@ def serve(
         workers=settings.workers,
         log_level=settings.log_level,
         proxy_headers=False,
+        http=HTTP_PROTOCOL,
     )
 
 

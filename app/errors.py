@@ -11,6 +11,7 @@ FileDockError
 │   └── DownloadRefused      vendor download policy refuses this purpose
 ├── UnsupportedMediaType     the body is not of the expected content type
 ├── RequestTooLarge          the declared Content-Length is over every limit
+├── RequestTimeout           the body stalled; transient, so a 408 the SDKs may retry
 ├── RangeNotSatisfiable      a Range that starts past the end of the file
 ├── RouteNotFound            no such route or method
 ├── RateLimited              the API key sent too many requests; retry after a while
@@ -75,6 +76,16 @@ class UnsupportedMediaType(FileDockError):
 
 class RequestTooLarge(FileDockError):
     pass
+
+
+class RequestTimeout(FileDockError):
+    """The request body sent no byte for `body_idle_timeout_seconds`. Not a permanent failure:
+    408 is the one status that says so, and the SDKs' retry of it is what the client wants."""
+
+    def __init__(self, idle_seconds: float) -> None:
+        super().__init__(
+            f"Request timeout: the request body sent no data for {idle_seconds} seconds.", code="timeout"
+        )
 
 
 class RangeNotSatisfiable(FileDockError):

@@ -1,4 +1,5 @@
-"""Pure helpers for headers every dialect shares: Content-Disposition in and out."""
+"""Pure helpers for headers every dialect shares: Content-Disposition in and out, and the
+security headers on every response."""
 
 import re
 from urllib.parse import quote, unquote
@@ -8,6 +9,13 @@ _PARAM = re.compile(r';\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Browsers and the openai SDK escape these three characters in a quoted multipart filename.
 _FORM_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n", "%0d": "\r", "%0a": "\n"}
+# On every response: the stored bytes are untrusted, so should a browser ever render one (a
+# download opened in a tab, an error page), it may run nothing, load nothing, be framed nowhere
+# and is never sniffed into HTML. The API itself serves only JSON and attachments.
+SECURITY_HEADERS = (
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; sandbox"),
+    (b"x-content-type-options", b"nosniff"),
+)
 
 
 def parse_disposition_params(value: str) -> dict[str, str]:

@@ -25,6 +25,8 @@ from app.dialects.openai.router import router as openai_router
 from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.sniff import DialectDispatcher
 from app.errors import FileDockError, InvalidRequest, RouteNotFound, StorageUnavailable, UploadBusy
+from app.headers import SECURITY_HEADERS
+from app.limits import BodyIdleTimeout
 from app.maintenance import Maintenance
 from app.metadata.engine import create_engine
 from app.metadata.keys_store import KeyStore
@@ -52,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     mount_dialects(app)  # /anthropic and /gemini; bare-root requests are sniffed by DialectDispatcher
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     _add_error_handlers(app)
+    app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
     app.add_middleware(DialectDispatcher)
     app.add_middleware(RequestIdMiddleware)
     return app
@@ -138,7 +141,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 class RequestIdMiddleware:
-    """Gives every response an `x-request-id` (`req_…`), which the SDK exposes as `request_id`."""
+    """Gives every response an `x-request-id` (`req_…`), which the SDK exposes as `request_id`,
+    and the `SECURITY_HEADERS`: the one place headers common to all responses are added."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -152,8 +156,9 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
-                headers.append((b"x-request-id", request_id.encode()))
+                ours = {b"x-request-id"} | {name for name, _ in SECURITY_HEADERS}
+                headers = [h for h in message.get("headers", []) if h[0].lower() not in ours]
+                headers += [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
                 message["headers"] = headers
             await send(message)
 

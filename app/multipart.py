@@ -18,7 +18,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from app.errors import InvalidRequest, UnsupportedMediaType
 from app.headers import parse_disposition_params
 
-MAX_PARTS = 32
+MAX_PARTS = 32  # the default of FILEDOCK_MAX_FORM_PARTS
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PART_HEADER_BYTES = 16 * 1024
 # Room for the multipart framing and text fields around the largest accepted file.
@@ -106,8 +106,9 @@ async def read_form(
 
 
 class FormReader:
-    def __init__(self, body: AsyncIterator[bytes], boundary: bytes) -> None:
+    def __init__(self, body: AsyncIterator[bytes], boundary: bytes, *, max_parts: int = MAX_PARTS) -> None:
         self._body = body
+        self._max_parts = max_parts
         self._events: deque[tuple[str, Any]] = deque()
         self._input_done = False
         self._in_part = False
@@ -172,17 +173,29 @@ class FormReader:
         while True:
             kind, _ = await self._next_event()
             if kind == "done":
+                await self._read_to_the_end()
                 return
             if kind != "begin":
                 continue
             count += 1
-            if count > MAX_PARTS:
-                raise MalformedForm(f"more than {MAX_PARTS} parts.")
+            if count > self._max_parts:
+                raise MalformedForm(f"more than {self._max_parts} parts.")
             part = await self._read_headers()
             self._in_part = True
             yield part
             async for _ in self.chunks():
                 pass  # the caller did not want this part's data
+
+    async def _read_to_the_end(self) -> None:
+        """Read (and drop) what follows the closing boundary, up to FORM_OVERHEAD_BYTES.
+
+        A request counts only once its whole body has arrived: a client that declared more
+        than it sent and hung up after the closing boundary must store nothing, so its
+        disconnect has to surface here, before the caller commits the file.
+        """
+        if not self._input_done and not await discard_body(self._body, FORM_OVERHEAD_BYTES):
+            raise MalformedForm(f"more than {FORM_OVERHEAD_BYTES} bytes after the closing boundary.")
+        self._input_done = True
 
     async def _read_headers(self) -> Part:
         headers: dict[str, str] = {}

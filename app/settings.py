@@ -139,6 +139,21 @@ class Settings(BaseSettings):
         172_800, ge=0, description="Gemini uploads expire this long after creation (48 h); 0: never."
     )
 
+    # Hostile input: limits on a request's shape and pace, each answered with a clear 4xx.
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request line plus headers; larger is refused with 431."
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this long of its first byte (408)."
+    )
+    body_idle_timeout_seconds: float = Field(
+        60.0, gt=0, description="A request body that sends no byte for this long is refused with 408."
+    )
+    max_filename_bytes: int = Field(
+        1024, ge=1, le=1024, description="Longest filename (or Gemini displayName) in UTF-8 bytes."
+    )
+    max_form_parts: int = Field(32, ge=1, description="Most parts (fields and files) in one multipart form.")
+
     @field_validator("api_keys", "assistants_extensions", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

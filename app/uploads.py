@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from app import ids, purposes
 from app.errors import FileDockError, FileTooLarge, InvalidRequest, UploadBusy, UploadNotFound
 from app.headers import display_filename
+from app.limits import check_filename
 from app.metadata.store import FileRecord
 from app.metadata.uploads_store import ClaimLost, PartRecord, UploadRecord, UploadStore
 from app.service import FileService, StagedBlob
@@ -53,7 +54,8 @@ class UploadService:
         self, *, filename: str, purpose: str, bytes: int, mime_type: str, expires_after: int | None
     ) -> UploadRecord:
         purpose = purposes.check_purpose(purpose)
-        filename = display_filename(filename)
+        limit = self.settings.max_filename_bytes
+        filename = check_filename(display_filename(filename), limit, param="filename")
         self._check_declared_bytes(bytes, purpose)
         if not mime_type.strip():
             # Loose on purpose: the SDK's own example passes "pdf"; the filename decides the format.

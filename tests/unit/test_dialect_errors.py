@@ -7,7 +7,7 @@ import pytest
 from app import errors
 from app.dialects.anthropic import errors as anthropic_errors
 from app.dialects.gemini import errors as gemini_errors
-from tests.unit.test_openai_errors import DOMAIN_ERRORS, TRANSIENT_CLIENT_ERROR, by_name, instance_of
+from tests.unit.test_openai_errors import DOMAIN_ERRORS, TRANSIENT_CLIENT_ERRORS, by_name, instance_of
 
 TABLES = [
     pytest.param(anthropic_errors.STATUS_AND_TYPE, id="anthropic"),
@@ -31,8 +31,8 @@ def test_error_tables_have_no_unreachable_rows(table: list) -> None:
 def test_anthropic_uses_5xx_only_for_storage_unavailable(cls: type[errors.FileDockError]) -> None:
     status, _ = anthropic_errors.status_and_type(instance_of(cls))
     assert (status >= 500) == issubclass(cls, errors.StorageUnavailable)
-    if cls is not TRANSIENT_CLIENT_ERROR:
-        assert status not in (408, 409, 429)  # statuses the SDK retries
+    # Statuses the SDK retries: only the transient client errors (stalled body, rate limit).
+    assert (status in (408, 409, 429)) == issubclass(cls, TRANSIENT_CLIENT_ERRORS)
 
 
 def test_anthropic_error_body_and_request_id_header() -> None:
@@ -100,3 +100,18 @@ def test_rate_limits_may_be_retried_later() -> None:
 def test_gemini_server_error_is_500_internal() -> None:
     body = json.loads(gemini_errors.server_error_response(upload=False).body)
     assert body["error"]["status"] == "INTERNAL"
+
+
+@pytest.mark.parametrize(
+    ("render", "status"),
+    [
+        pytest.param(lambda exc: anthropic_errors.error_response(exc, "req_1"), 408, id="anthropic"),
+        pytest.param(lambda exc: gemini_errors.error_response(exc, upload=True), 408, id="gemini"),
+    ],
+)
+def test_stalled_body_is_408_and_closes_the_connection(render, status: int) -> None:
+    response = render(errors.RequestTimeout(5))
+    assert response.status_code == status
+    assert response.headers["connection"] == "close"
+    assert "x-should-retry" not in response.headers  # transient: the SDK may retry it
+    assert "5 seconds" in response.body.decode()

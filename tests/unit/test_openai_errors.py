@@ -16,8 +16,8 @@ from app.dialects.openai.errors import STATUS_AND_TYPE, error_response, server_e
 
 # Statuses the openai SDK retries (spec §5.2, §5.3): a permanent failure must never use them.
 RETRIED_CLIENT_STATUSES = {408, 409, 429}
-# The one client error that passes with time, answered with 429 and a delay in every dialect.
-TRANSIENT_CLIENT_ERROR = errors.RateLimited
+# The client errors that pass with time, answered with a status the SDKs retry.
+TRANSIENT_CLIENT_ERRORS = (errors.RateLimited, errors.RequestTimeout)
 
 
 def _import_every_app_module() -> None:
@@ -66,10 +66,8 @@ def test_error_table_maps_every_domain_error(cls: type[errors.FileDockError]) ->
 @pytest.mark.parametrize("cls", by_name(DOMAIN_ERRORS))
 def test_error_table_never_uses_a_status_the_sdk_retries(cls: type[errors.FileDockError]) -> None:
     status, _ = status_and_type(instance_of(cls))
-    if cls is TRANSIENT_CLIENT_ERROR:
-        assert status == 429
-    else:
-        assert status not in RETRIED_CLIENT_STATUSES
+    # A stalled body and a rate limit pass with time: their 408 and 429 are meant to be retried.
+    assert (status in RETRIED_CLIENT_STATUSES) == issubclass(cls, TRANSIENT_CLIENT_ERRORS)
 
 
 @pytest.mark.parametrize("cls", by_name(DOMAIN_ERRORS))
@@ -77,7 +75,7 @@ def test_error_table_uses_5xx_only_for_storage_unavailable(cls: type[errors.File
     status, error_type = status_and_type(instance_of(cls))
     assert (status >= 500) == issubclass(cls, errors.StorageUnavailable)
     expected = "server_error" if status >= 500 else "invalid_request_error"
-    assert error_type == ("requests" if cls is TRANSIENT_CLIENT_ERROR else expected)
+    assert error_type == ("requests" if cls is errors.RateLimited else expected)
 
 
 def test_error_table_has_no_unreachable_rows() -> None:
@@ -97,6 +95,7 @@ def test_error_table_has_no_unreachable_rows() -> None:
         pytest.param(errors.DownloadRefused("no"), 400, id="download-refused"),
         pytest.param(errors.UnsupportedMediaType("json"), 415, id="unsupported-media-type"),
         pytest.param(errors.RequestTooLarge("huge"), 413, id="request-too-large"),
+        pytest.param(errors.RequestTimeout(5), 408, id="request-timeout"),
         pytest.param(errors.StorageUnavailable("down"), 503, id="storage-unavailable"),
     ],
 )
@@ -132,6 +131,7 @@ def test_error_response_tells_the_sdk_when_to_retry_storage_errors() -> None:
 
 def test_error_response_closes_the_connection_after_an_unread_body() -> None:
     assert error_response(errors.RequestTooLarge("huge"), "req_1").headers["connection"] == "close"
+    assert error_response(errors.RequestTimeout(5), "req_1").headers["connection"] == "close"
 
 
 def test_server_error_response_is_a_500_server_error() -> None:

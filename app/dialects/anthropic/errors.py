@@ -19,6 +19,7 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.InvalidRequest, 400, "invalid_request_error"),
     (errors.UnsupportedMediaType, 400, "invalid_request_error"),
     (errors.RequestTooLarge, 413, "request_too_large"),
+    (errors.RequestTimeout, 408, "timeout_error"),
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
     (errors.RateLimited, 429, "rate_limit_error"),
     (errors.StorageUnavailable, 503, "api_error"),
@@ -44,11 +45,11 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
     headers = {"request-id": request_id} if request_id else {}
     if isinstance(exc, errors.StorageUnavailable | errors.RateLimited):
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
-    else:
+    elif not isinstance(exc, errors.RequestTimeout):  # a stalled body is transient: let it be retried
         headers["x-should-retry"] = "false"  # a permanent failure: the SDK must not retry it
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["content-range"] = f"bytes */{exc.size}"
-    if isinstance(exc, errors.RequestTooLarge):
+    if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return _body(status, error, request_id, headers)
 

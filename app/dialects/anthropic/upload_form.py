@@ -13,6 +13,7 @@ from fastapi import Request
 from app import purposes
 from app.errors import InvalidRequest, RequestTooLarge
 from app.headers import display_filename
+from app.limits import check_filename
 from app.metadata.store import FileRecord
 from app.multipart import FormReader, Part, boundary_of, declares_more_than, read_form
 from app.service import FileService, StagedBlob
@@ -35,7 +36,8 @@ async def create_file_from_form(request: Request, service: FileService) -> FileR
     limit = service.settings.anthropic_max_file_bytes
     if declares_more_than(request.headers.get("content-length"), limit):
         raise RequestTooLarge(f"Request exceeds the maximum allowed size of {limit} bytes.")
-    form = FormReader(request.stream(), boundary_of(request.headers.get("content-type")))
+    boundary = boundary_of(request.headers.get("content-type"))
+    form = FormReader(request.stream(), boundary, max_parts=service.settings.max_form_parts)
     fields, upload = await _read_form(form, service, limit)
     try:
         if upload is None:
@@ -61,8 +63,10 @@ async def _read_form(
 ) -> tuple[dict[str, str], _Upload | None]:
     async def receive(part: Part, _fields: dict[str, str]) -> _Upload:
         mime_type = _mime_type(part)
+        # Checked before a byte is stored, so a refused name leaves nothing behind.
+        filename = check_filename(_filename(part.filename, mime_type), service.settings.max_filename_bytes)
         staged = await service.receive(form.chunks(), purpose=None, limit=limit)
-        return _Upload(staged, _filename(part.filename, mime_type), mime_type)
+        return _Upload(staged, filename, mime_type)
 
     return await read_form(form, receive, second_file=InvalidRequest("file: Expected exactly one file."))
 

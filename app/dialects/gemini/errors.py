@@ -21,6 +21,7 @@ STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.InvalidRequest, 400, "INVALID_ARGUMENT"),
     (errors.UnsupportedMediaType, 400, "INVALID_ARGUMENT"),
     (errors.RequestTooLarge, 413, "INVALID_ARGUMENT"),
+    (errors.RequestTimeout, 408, "DEADLINE_EXCEEDED"),
     (errors.RangeNotSatisfiable, 416, "OUT_OF_RANGE"),
     (errors.RateLimited, 429, "RESOURCE_EXHAUSTED"),
     (errors.StorageUnavailable, 503, "UNAVAILABLE"),
@@ -43,8 +44,8 @@ def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
     headers = {"x-goog-upload-status": "final"} if upload else {}
     if isinstance(exc, errors.StorageUnavailable | errors.RateLimited):
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
-    if isinstance(exc, errors.RequestTooLarge):
-        headers["connection"] = "close"
+    if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
+        headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return _body(status, exc.message, code, headers)
 
 

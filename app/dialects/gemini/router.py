@@ -27,6 +27,7 @@ from app.errors import (
     RouteNotFound,
 )
 from app.headers import content_disposition
+from app.limits import check_filename
 from app.metadata.store import FileRecord
 from app.resumable import ResumableUploads, Session, check_offset
 from app.service import FileService
@@ -159,6 +160,8 @@ async def _start(
     )
     if display_name is not None and len(str(display_name)) > MAX_DISPLAY_NAME:
         raise InvalidRequest(f"displayName is longer than {MAX_DISPLAY_NAME} characters.")
+    limit = service.settings.max_filename_bytes
+    check_filename(str(display_name or ""), limit, param="displayName", label="displayName")
     mime_type = request.headers.get("x-goog-upload-header-content-type") or _field(
         file, "mime_type", "mimeType"
     )

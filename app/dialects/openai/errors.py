@@ -17,6 +17,7 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.InvalidRequest, 400, "invalid_request_error"),
     (errors.UnsupportedMediaType, 415, "invalid_request_error"),
     (errors.RequestTooLarge, 413, "invalid_request_error"),
+    (errors.RequestTimeout, 408, "invalid_request_error"),
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
     (errors.RateLimited, 429, "requests"),
     (errors.StorageUnavailable, 503, "server_error"),
@@ -39,7 +40,7 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
         headers["retry-after-ms"] = str(math.ceil(exc.retry_after_seconds * 1000))
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["content-range"] = f"bytes */{exc.size}"
-    if isinstance(exc, errors.RequestTooLarge):
+    if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return JSONResponse(body, status_code=status, headers=headers)
 

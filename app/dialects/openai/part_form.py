@@ -20,7 +20,8 @@ async def add_part_from_form(request: Request, upload_id: str, uploads: UploadSe
     staged: StagedBlob | None = None
     try:
         upload = await uploads.open_for_parts(upload_id)
-        form = FormReader(body, boundary_of(request.headers.get("content-type")))
+        boundary = boundary_of(request.headers.get("content-type"))
+        form = FormReader(body, boundary, max_parts=uploads.settings.max_form_parts)
         async for part in form.parts():
             if part.name != "data":
                 continue  # unknown fields are ignored (spec §1); their bytes are skipped

@@ -13,6 +13,7 @@ from fastapi import Request
 from app import purposes
 from app.errors import InvalidRequest, RequestTooLarge
 from app.headers import display_filename
+from app.limits import check_filename
 from app.metadata.store import FileRecord
 from app.multipart import FormReader, Part, boundary_of, declares_more_than, read_form
 from app.service import FileService, StagedBlob
@@ -20,7 +21,8 @@ from app.service import FileService, StagedBlob
 
 async def create_file_from_form(request: Request, service: FileService) -> FileRecord:
     _refuse_oversized_body(request, service)
-    form = FormReader(request.stream(), boundary_of(request.headers.get("content-type")))
+    boundary = boundary_of(request.headers.get("content-type"))
+    form = FormReader(request.stream(), boundary, max_parts=service.settings.max_form_parts)
     try:
         fields, staged, filename = await _read_form(form, service)
     except InvalidRequest:
@@ -56,7 +58,7 @@ async def _read_form(form: FormReader, service: FileService) -> tuple[dict[str, 
     """Text fields, the file received into a temporary blob (if any part is `file`), its name."""
 
     async def receive(part: Part, fields: dict[str, str]) -> _File:
-        filename = display_filename(part.filename)
+        filename = check_filename(display_filename(part.filename), service.settings.max_filename_bytes)
         known_purpose = _checks_before_bytes(fields, filename, service)
         return _File(await service.receive(form.chunks(), purpose=known_purpose), filename)
 

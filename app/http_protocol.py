@@ -1,0 +1,125 @@
+"""uvicorn's httptools protocol with the two limits it lacks: header size and header time.
+
+httptools buffers a request's headers without bound and waits for them forever, so one client
+could hold memory with a huge header, or a connection (and a worker's slot) with headers sent
+a byte every few seconds ("slowloris"). This subclass answers 431 to headers over
+`max_header_bytes` and 408 to headers not complete `header_timeout_seconds` after the request's
+first byte (or after the connection opened, if no byte came), and closes the connection.
+
+`filedock serve` passes it to uvicorn as `http="app.http_protocol:LimitedHttpToolsProtocol"`:
+a string, since each worker process imports it anew.
+"""
+
+import asyncio
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from app.cli import settings_from_environment
+from app.headers import SECURITY_HEADERS
+
+
+class _HeadersTooLarge(Exception):
+    """Raised in a parser callback to stop httptools; uvicorn then calls `send_400_response`."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = settings_from_environment()
+        self.max_header_bytes = settings.max_header_bytes
+        self.header_timeout_seconds = settings.header_timeout_seconds
+        self._header_bytes = 0  # of the current request's line and headers, as parsed
+        self._in_headers = False
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._refusal: tuple[int, str] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        # A connection that never sends a byte holds a slot too; after a response, uvicorn's
+        # own keep-alive timeout closes an idle connection instead.
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return  # already answered and closing: ignore the rest
+        super().data_received(data)
+        if self._refusal is None and self._in_headers:
+            # One header line still being buffered by httptools counts too (it calls `on_header`
+            # only once a line is complete); this overcounts by the bytes before the request.
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(431, self._too_large_message())
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        self._in_headers = True
+        self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to a parser error; ours when the error was our own refusal.
+        self._refuse(*(self._refusal or (400, msg)))
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.max_header_bytes:
+            self._refusal = (431, self._too_large_message())
+            raise _HeadersTooLarge  # httptools stops parsing and uvicorn calls send_400_response
+
+    def _too_large_message(self) -> str:
+        return f"Request header fields too large: at most {self.max_header_bytes} bytes are allowed."
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout_seconds, self._headers_timed_out)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_timed_out(self) -> None:
+        self._header_timer = None
+        if self.cycle is not None and not self.cycle.response_complete and not self._in_headers:
+            return  # a request is being served; its body has its own idle timeout
+        seconds = self.header_timeout_seconds
+        self._refuse(408, f"Request timeout: the request headers did not arrive within {seconds} seconds.")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` with OpenAI-shaped error JSON (no dialect is known before the
+        headers are), and close the connection."""
+        self._refusal = (status, message)
+        self._cancel_header_timer()
+        if self.transport.is_closing():
+            return
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+        body = json.dumps({"error": error}).encode()
+        head = [STATUS_LINE[status]]
+        for name, value in [*self.server_state.default_headers, *SECURITY_HEADERS]:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
