@@ -21,6 +21,7 @@ from app.auth import Authenticator
 from app.blobs import open_blob_store
 from app.dialects.apps import mount_dialects
 from app.dialects.openai import errors as openai_errors
+from app.dialects.openai.fast_reads import OpenAIFastReads
 from app.dialects.openai.router import router as openai_router
 from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.sniff import DialectDispatcher
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     mount_dialects(app)  # /anthropic and /gemini; bare-root requests are sniffed by DialectDispatcher
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     _add_error_handlers(app)
+    app.add_middleware(OpenAIFastReads)  # after the dispatcher: it sees only OpenAI requests
     app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
     app.add_middleware(DialectDispatcher)
     app.add_middleware(RequestIdMiddleware)

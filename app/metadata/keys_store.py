@@ -1,11 +1,14 @@
 """`KeyStore`: the SQL of API keys. Only a key's SHA-256 is stored, never the key itself."""
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.metadata.engine import reader_for
 from app.metadata.store import ensure_project, reading, transaction
 from app.metadata.tables import ApiKeyRow
 
@@ -28,14 +31,19 @@ _ACTIVE_BY_HASH = select(*_KEY_COLUMNS).where(
 )
 
 
+def _key(row: Sequence[Any]) -> KeyRecord:
+    record = KeyRecord(*row)
+    return dataclasses.replace(record, admin=bool(record.admin))  # SQLite hands booleans back as 0/1
+
+
 class KeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reader = reader_for(engine)
 
     async def active(self, key_hash: str) -> KeyRecord | None:
-        async with reading(self._engine) as connection:
-            row = (await connection.execute(_ACTIVE_BY_HASH, {"key_hash": key_hash})).first()
-        return KeyRecord(*row) if row else None
+        rows = await self._reader.rows(_ACTIVE_BY_HASH, {"key_hash": key_hash})
+        return _key(rows[0]) if rows else None
 
     async def any_active(self) -> bool:
         query = select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None)).limit(1)
@@ -50,7 +58,7 @@ class KeyStore:
     async def all(self) -> list[KeyRecord]:
         query = select(*_KEY_COLUMNS).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
         async with reading(self._engine) as connection:
-            return [KeyRecord(*row) for row in (await connection.execute(query)).all()]
+            return [_key(row) for row in (await connection.execute(query)).all()]
 
     async def revoke(self, key_id_or_hash: str, now: int) -> KeyRecord | None:
         """Revoke the key with this id (or hash); the key as it was, or None if there is none."""
@@ -59,7 +67,7 @@ class KeyStore:
             row = (await connection.execute(select(*_KEY_COLUMNS).where(named))).first()
             if row is None:
                 return None
-            record = KeyRecord(*row)
+            record = _key(row)
             if record.revoked_at is None:
                 await connection.execute(
                     update(ApiKeyRow).where(ApiKeyRow.id == record.id).values(revoked_at=now)

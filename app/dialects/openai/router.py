@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.datastructures import Headers
 
 from app.auth import authenticate, masked
 from app.dialects.openai.upload_form import create_file_from_form
@@ -25,10 +26,15 @@ from app.service import FileService
 MAX_LIST_LIMIT = 10_000
 
 
+def bearer_key(headers: Headers) -> str:
+    """The key in `Authorization: Bearer <key>`, or "" without one."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 async def authorized_service(request: Request) -> FileService:
     """The files of the project whose key is in `Authorization: Bearer <key>`."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else ""
+    key = bearer_key(request.headers)
     caller = await authenticate(
         request,
         key,
@@ -62,14 +68,22 @@ async def list_files(
     order: str | None = None,
     purpose: str | None = None,
 ) -> Response:
+    page = await list_page(
+        service, after=after, limit=parse_limit(limit), order=parse_order(order), purpose=purpose
+    )
+    return json_response(page)
+
+
+async def list_page(
+    service: FileService, *, after: str | None, limit: int, order: Order, purpose: str | None
+) -> dict[str, object]:
+    """A list page as the wire's JSON. Empty `after=` and `purpose=` (openai 3.x sends them) are absent."""
     records, has_more = await service.list_files(
-        purpose=purpose or None, after=after or None, limit=_limit(limit), order=_order(order)
+        purpose=purpose or None, after=after or None, limit=limit, order=order
     )
     first_id, last_id = (records[0].id, records[-1].id) if records else (None, None)
     data = [file_json(r) for r in records]
-    return json_response(
-        {"object": "list", "data": data, "first_id": first_id, "last_id": last_id, "has_more": has_more}
-    )
+    return {"object": "list", "data": data, "first_id": first_id, "last_id": last_id, "has_more": has_more}
 
 
 @router.get("/files/{file_id}", response_model=FileObject)
@@ -128,7 +142,7 @@ def _requested_range(request: Request, record: FileRecord) -> tuple[int, int] | 
     return (start, end) if end > start else None  # only an empty file: nothing to slice
 
 
-def _limit(raw: str | None) -> int:
+def parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return MAX_LIST_LIMIT
     value = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0  # ASCII digits only, never huge
@@ -137,7 +151,7 @@ def _limit(raw: str | None) -> int:
     return value
 
 
-def _order(raw: str | None) -> Order:
+def parse_order(raw: str | None) -> Order:
     if raw is None or raw == "":
         return "desc"
     if raw not in ("asc", "desc"):
