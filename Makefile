@@ -23,6 +23,11 @@ SDK_TESTS_genai2 := tests/frontdoor/gemini
 SDK_TESTS_genai3 := tests/frontdoor/gemini
 SDK_TESTS_ag2 := tests/frontdoor/ag2
 SDK_DIRS := tests/frontdoor/anthropic tests/frontdoor/gemini tests/frontdoor/ag2
+# Raw-HTTP front-door tests whose subject is neither the SDK nor the storage backend (framing,
+# hostile input, tenant isolation, whose SQL tests/backends runs on PostgreSQL too): the main run
+# is enough. Quotas and keys are SQL on the backend, so the scale-out run keeps those.
+MAIN_RUN_ONLY := tests/frontdoor/test_hostile_input.py tests/frontdoor/test_tenancy_http.py
+NOT_SDK_SPECIFIC := $(MAIN_RUN_ONLY) tests/frontdoor/test_keys_cli.py tests/frontdoor/test_quotas.py
 
 .PHONY: bench install run test lint test-main test-scaleout test-openai2 test-sdks clean
 .PRECIOUS: .venv-%/.installed
@@ -72,11 +77,11 @@ test-main: install
 # The front-door tests again, each server on PostgreSQL and a SeaweedFS S3 bucket (tests/scaleout.py
 # provisions both once; PostgreSQL on 127.0.0.1:5432, or a throwaway cluster outside CI).
 test-scaleout: install
-	FILEDOCK_TEST_BACKEND=scaleout $(BIN)/pytest -q tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS))
+	FILEDOCK_TEST_BACKEND=scaleout $(BIN)/pytest -q tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS) $(MAIN_RUN_ONLY))
 
 test-openai2: install $(OPENAI2_VENV)/.installed
 	$(OPENAI2_VENV)/bin/python -c 'import openai; assert openai.__version__.startswith("2."), openai.__version__'
-	$(OPENAI2_VENV)/bin/pytest tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS))
+	$(OPENAI2_VENV)/bin/pytest tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS) $(NOT_SDK_SPECIFIC))
 
 # Builds the SDK venvs, then runs each era's directory in its own venv, three at a time.
 test-sdks: install

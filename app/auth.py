@@ -116,9 +116,6 @@ class Authenticator:
         self.keys = keys
         self.open_mode = open_mode
         self._configured = parse_configured_keys(settings.api_keys)
-        # Open because no key existed at start-up: none can be in the database, so skip the
-        # lookup (a key created meanwhile counts from the next start). Forced open: look.
-        self._look_up_database = not open_mode or settings.open_mode is OpenMode.ON
         per_minute = settings.rate_limit_per_minute
         self._limiter = RateLimiter(per_minute) if per_minute else None
 
@@ -133,7 +130,7 @@ class Authenticator:
         """
         digest = hash_key(key)
         record = self._configured.get(digest)
-        if record is None and key and self._look_up_database:
+        if record is None and key:  # even in open mode: a key made meanwhile acts in its project
             record = await self.keys.active(digest)
         if record is None:
             if not self.open_mode:

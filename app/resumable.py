@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from app import ids
-from app.errors import FileTooLarge, InvalidRequest, UploadBusy, UploadNotFound
+from app.errors import FileTooLarge, InvalidRequest, QuotaExceeded, UploadBusy, UploadNotFound
 from app.metadata.store import FileRecord
 from app.metadata.uploads_store import PartRecord, UploadRecord
 from app.uploads import UploadService
@@ -111,6 +111,11 @@ class ResumableUploads:
             raise UploadBusy(f"Upload {upload.id} is being finalized by another request. Retry shortly.")
         try:
             return await self.uploads.assemble(upload, parts, None, mime_type=upload.mime_type)
+        except QuotaExceeded:
+            # The reply says `final`: no client resumes this session, so free its bytes now.
+            await self.store.release(upload.id)
+            await self.uploads.cancel(upload.id)
+            raise
         except BaseException:
             await self.store.release(upload.id)
             raise

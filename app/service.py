@@ -165,7 +165,14 @@ class FileService:
         self, record: FileRecord, insert: Callable[[FileRecord], Awaitable[FileRecord]]
     ) -> FileRecord:
         try:
-            return await insert(record)
+            try:
+                return await insert(record)
+            except OverQuota:
+                # Expired files are gone to clients but count until the sweeper takes them:
+                # take this project's now, and try once more.
+                if not await self._remove_expired(self.project):
+                    raise
+                return await insert(record)
         except OverQuota as exc:
             await self._delete_blob(record.blob_key)
             raise _quota_exceeded(exc) from None
@@ -234,15 +241,22 @@ class FileService:
 
     async def sweep(self) -> None:
         """Remove expired files, stale temporaries and old tombstones. Safe to run concurrently."""
-        now = self.now()
-        while expired := await self.metadata.take_expired(now):
-            for record in expired:
-                await self._delete_blob(record.blob_key)
-            log.info("removed %d expired files", len(expired))
-        await self.metadata.purge_tombstones(now - self.settings.tombstone_retention_seconds)
+        await self._remove_expired()
+        await self.metadata.purge_tombstones(self.now() - self.settings.tombstone_retention_seconds)
         removed = await self.blobs.remove_stale_temporaries(self.settings.stale_temp_seconds)
         if removed:
             log.info("removed %d abandoned temporary uploads", removed)
+
+    async def _remove_expired(self, project: str | None = None) -> int:
+        """Delete expired files (of one project, or all), rows then blobs; how many there were."""
+        now, removed = self.now(), 0
+        while expired := await self.metadata.take_expired(now, project=project):
+            for record in expired:
+                await self._delete_blob(record.blob_key)
+            removed += len(expired)
+        if removed:
+            log.info("removed %d expired files", removed)
+        return removed
 
     async def check_ready(self) -> None:
         await self.metadata.ping()

@@ -270,11 +270,15 @@ class MetadataStore:
             if changes:
                 await connection.execute(update(ProjectRow).where(ProjectRow.name == project).values(changes))
 
-    async def take_expired(self, now: int, limit: int = 500) -> list[FileRecord]:
-        """Delete up to `limit` expired rows and return them, so their blobs can be removed."""
-        expired = select(FileRow.seq).where(FileRow.expires_at <= now).limit(limit)
+    async def take_expired(self, now: int, limit: int = 500, project: str | None = None) -> list[FileRecord]:
+        """Delete up to `limit` expired rows (of one project, or all) and return them, so their
+        blobs can be removed."""
+        expired = select(FileRow.seq).where(FileRow.expires_at <= now)
+        if project is not None:
+            expired = expired.where(FileRow.project == project)
         async with self._transaction() as connection:
-            return await self._delete_where(connection, FileRow.seq.in_(expired.scalar_subquery()), now=now)
+            chosen = FileRow.seq.in_(expired.limit(limit).scalar_subquery())
+            return await self._delete_where(connection, chosen, now=now)
 
     async def purge_tombstones(self, before: int) -> None:
         async with self._transaction() as connection:
