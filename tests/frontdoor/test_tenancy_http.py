@@ -765,6 +765,7 @@ RATE_KEYS = {
     "sk-rl-era-c": "alpha",
     "sk-rl-gemini": "alpha",
     "sk-rl-spare": "alpha",
+    "sk-rl-fallthrough": "alpha",
 }
 
 
@@ -795,3 +796,14 @@ def test_sixth_request_in_a_minute_is_429(limited: FileDockServer, dialect: str)
     # another key, even of the same project, is not limited
     spare = dialect_request(limited, dialect, "list", unknown_file_id(), "sk-rl-spare")
     assert spare.status_code == 200, spare.text
+
+
+def test_a_request_is_counted_once_when_the_fast_path_hands_it_on(limited: FileDockServer) -> None:
+    """A retrieve of an unknown id passes the fast path (authenticated, counted) on to the
+    regular route, which must not count it again: five such calls fit a limit of five."""
+    headers = openai_auth("sk-rl-fallthrough")
+    for i in range(5):
+        response = httpx.get(f"{limited.url}/v1/files/{unknown_file_id()}", headers=headers)
+        assert response.status_code == 404, (i, response.text)
+    refused = httpx.get(f"{limited.url}/v1/files", headers=headers)
+    assert refused.status_code == 429, refused.text
