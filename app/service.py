@@ -30,6 +30,7 @@ from app.metadata.store import (
     MetadataStore,
     Order,
     OverQuota,
+    ProjectUsage,
     Quota,
 )
 from app.settings import DownloadPolicy, Settings
@@ -179,6 +180,20 @@ class FileService:
         except BaseException:
             await self._delete_blob(record.blob_key)
             raise
+
+    async def check_room(self, size: int) -> None:
+        """Refuse early a file that cannot fit the project's quota (an Upload declares its size
+        up front: no point taking gigabytes of Parts first). Advisory: the authoritative check
+        is the one that records the file."""
+
+        def fits(usage: ProjectUsage) -> bool:
+            return usage.bytes + size <= usage.max_bytes and usage.files + 1 <= usage.max_files
+
+        usage = await self.metadata.usage(self.project)
+        if not fits(usage) and await self._remove_expired(self.project):
+            usage = await self.metadata.usage(self.project)  # expired files no longer count
+        if not fits(usage):
+            raise _quota_exceeded(OverQuota(usage, size))
 
     async def get_file(self, file_id: str) -> FileRecord:
         record = None

@@ -61,6 +61,7 @@ class UploadService:
             # Loose on purpose: the SDK's own example passes "pdf"; the filename decides the format.
             raise InvalidRequest("Invalid 'mime_type': must not be empty.", param="mime_type")
         purposes.check_extension(purpose, filename, self.settings)
+        await self.files.check_room(bytes)
         now = self.files.now()
         record = UploadRecord(
             id=ids.new_upload_id(),
