@@ -16,6 +16,7 @@ from app import __version__
 from app.settings import Settings
 
 APP_FACTORY = "app.cli:app_from_environment"
+HTTP_PROTOCOL = "app.http_sendfile:SendfileHttpToolsProtocol"  # uvicorn's httptools + zero-copy downloads
 
 
 def app_from_environment() -> Any:
@@ -65,6 +66,7 @@ def serve(
     uvicorn.run(
         APP_FACTORY,
         factory=True,
+        http=HTTP_PROTOCOL,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

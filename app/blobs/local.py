@@ -16,9 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiofiles
 import aiofiles.os
-from aiofiles.threadpool.binary import AsyncBufferedReader
 
 from app.blobs.base import BlobNotFound, BlobStoreError
 
@@ -152,14 +150,16 @@ class LocalBlobStore:
             raise BlobStoreError(f"could not create a temporary file in {self.temp_dir}: {exc}") from exc
         return LocalBlobWriter(self, temp_path, fd)
 
-    async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> "LocalBlobReader":
         try:
-            handle = await aiofiles.open(self.path_for(key), "rb")
+            fd = os.open(self.path_for(key), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         except OSError as exc:
             raise BlobStoreError(f"could not open blob {key}: {exc}") from exc
-        return _read_range(handle, start, end)
+        if end is None:
+            end = os.fstat(fd).st_size
+        return LocalBlobReader(self, fd, start, end)
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError, BlobNotFound):
@@ -207,18 +207,45 @@ class LocalBlobStore:
         self._io.shutdown(wait=True)
 
 
-async def _read_range(handle: AsyncBufferedReader, start: int, end: int | None) -> AsyncIterator[bytes]:
-    try:
-        if start:
-            await handle.seek(start)
-        remaining = None if end is None else end - start
-        while remaining is None or remaining > 0:
-            size = READ_CHUNK_BYTES if remaining is None else min(READ_CHUNK_BYTES, remaining)
-            chunk = await handle.read(size)
-            if not chunk:
-                return
-            if remaining is not None:
-                remaining -= len(chunk)
-            yield chunk
-    finally:
-        await handle.close()
+class LocalBlobReader:
+    """Bytes `start` up to `end` of an open blob: iterate for chunks (read in the I/O threads), or
+    take `sendfile_range()` to send them zero-copy. The fd is closed when the chunks end or on
+    `close()`, whichever comes first; closing twice is harmless.
+    """
+
+    def __init__(self, store: LocalBlobStore, fd: int, start: int, end: int) -> None:
+        self._store = store
+        self._fd = fd
+        self._offset = start
+        self._end = end
+        self._chunks = self._read()
+
+    def sendfile_range(self) -> tuple[int, int, int]:
+        """(fd, offset, count) for `os.sendfile`; the caller must `close()` once sent."""
+        return self._fd, self._offset, max(0, self._end - self._offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:  # a response that never started iterating still frees the fd
+        self.close()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    async def __anext__(self) -> bytes:
+        return await anext(self._chunks)
+
+    async def _read(self) -> AsyncIterator[bytes]:
+        try:
+            while self._offset < self._end:
+                size = min(READ_CHUNK_BYTES, self._end - self._offset)
+                chunk = await self._store.run_io(os.pread, self._fd, size, self._offset)
+                if not chunk:
+                    return
+                self._offset += len(chunk)
+                yield chunk
+        finally:
+            self.close()
