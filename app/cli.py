@@ -16,7 +16,7 @@ from app import __version__
 from app.settings import Settings
 
 APP_FACTORY = "app.cli:app_from_environment"
-HTTP_PROTOCOL = "app.http_sendfile:SendfileHttpToolsProtocol"  # uvicorn's httptools + zero-copy downloads
+HTTP_PROTOCOL = "app.http_receive:FileDockHttpToolsProtocol"  # httptools, batched bodies, zero-copy downloads
 
 
 def app_from_environment() -> Any:

@@ -22,6 +22,7 @@ from app.blobs.base import BlobNotFound, BlobStoreError
 
 READ_CHUNK_BYTES = 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
+MAX_PIECES = 512  # below IOV_MAX (1024), the most buffers one writev takes
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 IO_THREADS = 16
 ABORT_WAIT_SECONDS = 1.0
@@ -39,13 +40,15 @@ class LocalBlobWriter:
         self._store = store
         self._temp_path = temp_path
         self._fd = fd
-        self._buffer = bytearray()
+        self._pieces: list[bytes] = []  # written as they came, by one writev: no copy into a buffer
+        self._buffered = 0
         self._sha256 = hashlib.sha256()
         self._in_flight: concurrent.futures.Future[None] | None = None
 
     async def write(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) >= WRITE_BUFFER_BYTES:
+        self._pieces.append(data if type(data) is bytes else bytes(data))  # never a buffer that may change
+        self._buffered += len(data)
+        if self._buffered >= WRITE_BUFFER_BYTES or len(self._pieces) >= MAX_PIECES:
             await self._flush()
 
     def sha256_hex(self) -> str:
@@ -88,10 +91,10 @@ class LocalBlobWriter:
 
     async def _flush(self) -> None:
         await self._wait_in_flight()
-        if not self._buffer:
+        if not self._pieces:
             return
-        block, self._buffer = self._buffer, bytearray()  # handed over, not copied
-        self._in_flight = self._store.submit_io(_hash_and_write, self._fd, block, self._sha256)
+        pieces, self._pieces, self._buffered = self._pieces, [], 0
+        self._in_flight = self._store.submit_io(_hash_and_write, self._fd, pieces, self._sha256)
 
     async def _wait_in_flight(self) -> None:
         in_flight, self._in_flight = self._in_flight, None
@@ -103,11 +106,14 @@ class LocalBlobWriter:
             raise BlobStoreError(f"could not write blob data: {exc}") from exc
 
 
-def _hash_and_write(fd: int, block: bytearray, sha256: "hashlib._Hash") -> None:
-    sha256.update(block)
-    view = memoryview(block)
-    while view:
-        view = view[os.write(fd, view) :]
+def _hash_and_write(fd: int, pieces: list[bytes], sha256: "hashlib._Hash") -> None:
+    for piece in pieces:
+        sha256.update(piece)
+    written = os.writev(fd, pieces)
+    if written < sum(map(len, pieces)):  # a short write, rare on a regular file: finish plainly
+        view = memoryview(b"".join(pieces))[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _fsync_directory(path: Path) -> None:

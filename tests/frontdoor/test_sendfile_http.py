@@ -110,3 +110,33 @@ def test_client_disconnect_mid_download_leaves_no_fd(
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     assert wait_until(lambda: str(blob) not in open_fds(server) and len(open_fds(server)) <= baseline)
     assert httpx.get(f"{server.openai_url}/files/{file_id}/content").content == LARGE  # still serving
+
+
+def multipart_request(data: bytes, boundary: str = "b0undary") -> bytes:
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.bin"\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    head = (
+        f"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def test_pipelined_uploads_keep_their_bodies(server: FileDockServer, http: httpx.Client) -> None:
+    """The batched request bodies (`app.http_receive`) of a queued second request stay whole."""
+    first, second = os.urandom(3 * 1024 * 1024 + 7), os.urandom(200_000)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(30)
+        sock.sendall(multipart_request(first) + multipart_request(second))
+        replies = bytearray()
+        while replies.count(b'"status_details"') < 2 and (chunk := sock.recv(65536)):
+            replies += chunk
+    ids = [part.split(b'"', 1)[0].decode() for part in replies.split(b'"id":"')[1:]]
+    assert replies.count(b"HTTP/1.1 200") == 2 and len(ids) == 2, replies
+    assert [http.get(f"/files/{i}/content").content for i in ids] == [first, second]
