@@ -30,10 +30,8 @@ T = TypeVar("T")
 
 
 class LocalBlobWriter:
-    """Writes through a buffer; one block is hashed and written in a thread while the next arrives.
-
-    Hashing happens in the I/O thread too (hashlib releases the GIL), keeping the event loop free
-    for parsing the request.
+    """Collects pieces into ~1 MiB blocks; a block is hashed and written in two threads (hashlib
+    and writev release the GIL) while the next arrives, keeping the event loop free to parse.
     """
 
     def __init__(self, store: "LocalBlobStore", temp_path: Path, fd: int) -> None:
@@ -44,6 +42,7 @@ class LocalBlobWriter:
         self._buffered = 0
         self._sha256 = hashlib.sha256()
         self._in_flight: concurrent.futures.Future[None] | None = None
+        self._hashing: concurrent.futures.Future[None] | None = None
 
     async def write(self, data: bytes) -> None:
         self._pieces.append(data if type(data) is bytes else bytes(data))  # never a buffer that may change
@@ -94,9 +93,14 @@ class LocalBlobWriter:
         if not self._pieces:
             return
         pieces, self._pieces, self._buffered = self._pieces, [], 0
-        self._in_flight = self._store.submit_io(_hash_and_write, self._fd, pieces, self._sha256)
+        # Hashing and writing a block take similar time and both release the GIL: run them side by side.
+        self._hashing = self._store.submit_hash(_hash, pieces, self._sha256)
+        self._in_flight = self._store.submit_io(_write, self._fd, pieces)
 
     async def _wait_in_flight(self) -> None:
+        hashing, self._hashing = self._hashing, None
+        if hashing is not None:
+            await asyncio.wrap_future(hashing)
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
             return
@@ -106,9 +110,12 @@ class LocalBlobWriter:
             raise BlobStoreError(f"could not write blob data: {exc}") from exc
 
 
-def _hash_and_write(fd: int, pieces: list[bytes], sha256: "hashlib._Hash") -> None:
+def _hash(pieces: list[bytes], sha256: "hashlib._Hash") -> None:
     for piece in pieces:
         sha256.update(piece)
+
+
+def _write(fd: int, pieces: list[bytes]) -> None:
     written = os.writev(fd, pieces)
     if written < sum(map(len, pieces)):  # a short write, rare on a regular file: finish plainly
         view = memoryview(b"".join(pieces))[written:]
@@ -132,9 +139,13 @@ class LocalBlobStore:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         # Blob I/O gets its own threads, so a write in flight can be tracked until it ends.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-io")
+        self._hasher = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-hash")
 
     def submit_io(self, function: Callable[..., None], *args: Any) -> "concurrent.futures.Future[None]":
         return self._io.submit(function, *args)
+
+    def submit_hash(self, function: Callable[..., None], *args: Any) -> "concurrent.futures.Future[None]":
+        return self._hasher.submit(function, *args)
 
     async def run_io(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self._io.submit(function, *args))
@@ -211,6 +222,7 @@ class LocalBlobStore:
 
     async def aclose(self) -> None:
         self._io.shutdown(wait=True)
+        self._hasher.shutdown(wait=True)
 
 
 class LocalBlobReader:
