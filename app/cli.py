@@ -22,8 +22,8 @@ from app.settings import Settings
 APP_FACTORY = "app.cli:app_from_environment"
 T = TypeVar("T")
 
-# uvicorn's httptools protocol plus header size and time limits (see the module).
-HTTP_PROTOCOL = "app.http_protocol:LimitedHttpToolsProtocol"
+# uvicorn's httptools protocol with header limits, batched bodies and zero-copy downloads.
+HTTP_PROTOCOL = "app.http_protocol:FileDockHttpProtocol"
 
 
 @functools.cache
@@ -81,12 +81,12 @@ def serve(
     uvicorn.run(
         APP_FACTORY,
         factory=True,
+        http=HTTP_PROTOCOL,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
         proxy_headers=False,
-        http=HTTP_PROTOCOL,
     )
 
 

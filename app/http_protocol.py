@@ -6,8 +6,9 @@ a byte every few seconds ("slowloris"). This subclass answers 431 to headers ove
 `max_header_bytes` and 408 to headers not complete `header_timeout_seconds` after the request's
 first byte (or after the connection opened, if no byte came), and closes the connection.
 
-`filedock serve` passes it to uvicorn as `http="app.http_protocol:LimitedHttpToolsProtocol"`:
-a string, since each worker process imports it anew.
+`filedock serve` passes `FileDockHttpProtocol` (these limits, plus batched request bodies and
+zero-copy downloads) to uvicorn as `http="app.http_protocol:FileDockHttpProtocol"`: a string,
+since each worker process imports it anew.
 """
 
 import asyncio
@@ -18,6 +19,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.cli import settings_from_environment
 from app.headers import SECURITY_HEADERS
+from app.http_receive import BatchedBodyMixin
+from app.http_sendfile import SendfileMixin
 
 
 class _HeadersTooLarge(Exception):
@@ -123,3 +126,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         ]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+
+
+class FileDockHttpProtocol(BatchedBodyMixin, SendfileMixin, LimitedHttpToolsProtocol):
+    """What `filedock serve` runs: httptools with the limits above, request bodies handed over
+    in batches (`app.http_receive`) and downloads sent with `os.sendfile` (`app.http_sendfile`)."""

@@ -16,14 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiofiles
 import aiofiles.os
-from aiofiles.threadpool.binary import AsyncBufferedReader
 
 from app.blobs.base import BlobNotFound, BlobStoreError
 
 READ_CHUNK_BYTES = 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
+MAX_PIECES = 512  # below IOV_MAX (1024), the most buffers one writev takes
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 IO_THREADS = 16
 ABORT_WAIT_SECONDS = 1.0
@@ -31,23 +30,24 @@ T = TypeVar("T")
 
 
 class LocalBlobWriter:
-    """Writes through a buffer; one block is hashed and written in a thread while the next arrives.
-
-    Hashing happens in the I/O thread too (hashlib releases the GIL), keeping the event loop free
-    for parsing the request.
+    """Collects pieces into ~1 MiB blocks; a block is hashed and written in two threads (hashlib
+    and writev release the GIL) while the next arrives, keeping the event loop free to parse.
     """
 
     def __init__(self, store: "LocalBlobStore", temp_path: Path, fd: int) -> None:
         self._store = store
         self._temp_path = temp_path
         self._fd = fd
-        self._buffer = bytearray()
+        self._pieces: list[bytes] = []  # written as they came, by one writev: no copy into a buffer
+        self._buffered = 0
         self._sha256 = hashlib.sha256()
         self._in_flight: concurrent.futures.Future[None] | None = None
+        self._hashing: concurrent.futures.Future[None] | None = None
 
     async def write(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) >= WRITE_BUFFER_BYTES:
+        self._pieces.append(data if type(data) is bytes else bytes(data))  # never a buffer that may change
+        self._buffered += len(data)
+        if self._buffered >= WRITE_BUFFER_BYTES or len(self._pieces) >= MAX_PIECES:
             await self._flush()
 
     def sha256_hex(self) -> str:
@@ -90,12 +90,17 @@ class LocalBlobWriter:
 
     async def _flush(self) -> None:
         await self._wait_in_flight()
-        if not self._buffer:
+        if not self._pieces:
             return
-        block, self._buffer = self._buffer, bytearray()  # handed over, not copied
-        self._in_flight = self._store.submit_io(_hash_and_write, self._fd, block, self._sha256)
+        pieces, self._pieces, self._buffered = self._pieces, [], 0
+        # Hashing and writing a block take similar time and both release the GIL: run them side by side.
+        self._hashing = self._store.submit_hash(_hash, pieces, self._sha256)
+        self._in_flight = self._store.submit_io(_write, self._fd, pieces)
 
     async def _wait_in_flight(self) -> None:
+        hashing, self._hashing = self._hashing, None
+        if hashing is not None:
+            await asyncio.wrap_future(hashing)
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
             return
@@ -105,11 +110,17 @@ class LocalBlobWriter:
             raise BlobStoreError(f"could not write blob data: {exc}") from exc
 
 
-def _hash_and_write(fd: int, block: bytearray, sha256: "hashlib._Hash") -> None:
-    sha256.update(block)
-    view = memoryview(block)
-    while view:
-        view = view[os.write(fd, view) :]
+def _hash(pieces: list[bytes], sha256: "hashlib._Hash") -> None:
+    for piece in pieces:
+        sha256.update(piece)
+
+
+def _write(fd: int, pieces: list[bytes]) -> None:
+    written = os.writev(fd, pieces)
+    if written < sum(map(len, pieces)):  # a short write, rare on a regular file: finish plainly
+        view = memoryview(b"".join(pieces))[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _fsync_directory(path: Path) -> None:
@@ -128,9 +139,13 @@ class LocalBlobStore:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         # Blob I/O gets its own threads, so a write in flight can be tracked until it ends.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-io")
+        self._hasher = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-hash")
 
     def submit_io(self, function: Callable[..., None], *args: Any) -> "concurrent.futures.Future[None]":
         return self._io.submit(function, *args)
+
+    def submit_hash(self, function: Callable[..., None], *args: Any) -> "concurrent.futures.Future[None]":
+        return self._hasher.submit(function, *args)
 
     async def run_io(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self._io.submit(function, *args))
@@ -152,14 +167,16 @@ class LocalBlobStore:
             raise BlobStoreError(f"could not create a temporary file in {self.temp_dir}: {exc}") from exc
         return LocalBlobWriter(self, temp_path, fd)
 
-    async def open(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> "LocalBlobReader":
         try:
-            handle = await aiofiles.open(self.path_for(key), "rb")
+            fd = os.open(self.path_for(key), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         except OSError as exc:
             raise BlobStoreError(f"could not open blob {key}: {exc}") from exc
-        return _read_range(handle, start, end)
+        if end is None:
+            end = os.fstat(fd).st_size
+        return LocalBlobReader(self, fd, start, end)
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError, BlobNotFound):
@@ -205,20 +222,48 @@ class LocalBlobStore:
 
     async def aclose(self) -> None:
         self._io.shutdown(wait=True)
+        self._hasher.shutdown(wait=True)
 
 
-async def _read_range(handle: AsyncBufferedReader, start: int, end: int | None) -> AsyncIterator[bytes]:
-    try:
-        if start:
-            await handle.seek(start)
-        remaining = None if end is None else end - start
-        while remaining is None or remaining > 0:
-            size = READ_CHUNK_BYTES if remaining is None else min(READ_CHUNK_BYTES, remaining)
-            chunk = await handle.read(size)
-            if not chunk:
-                return
-            if remaining is not None:
-                remaining -= len(chunk)
-            yield chunk
-    finally:
-        await handle.close()
+class LocalBlobReader:
+    """Bytes `start` up to `end` of an open blob: iterate for chunks (read in the I/O threads), or
+    take `sendfile_range()` to send them zero-copy. The fd is closed when the chunks end or on
+    `close()`, whichever comes first; closing twice is harmless.
+    """
+
+    def __init__(self, store: LocalBlobStore, fd: int, start: int, end: int) -> None:
+        self._store = store
+        self._fd = fd
+        self._offset = start
+        self._end = end
+        self._chunks = self._read()
+
+    def sendfile_range(self) -> tuple[int, int, int]:
+        """(fd, offset, count) for `os.sendfile`; the caller must `close()` once sent."""
+        return self._fd, self._offset, max(0, self._end - self._offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:  # a response that never started iterating still frees the fd
+        self.close()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    async def __anext__(self) -> bytes:
+        return await anext(self._chunks)
+
+    async def _read(self) -> AsyncIterator[bytes]:
+        try:
+            while self._offset < self._end:
+                size = min(READ_CHUNK_BYTES, self._end - self._offset)
+                chunk = await self._store.run_io(os.pread, self._fd, size, self._offset)
+                if not chunk:
+                    return
+                self._offset += len(chunk)
+                yield chunk
+        finally:
+            self.close()

@@ -19,6 +19,7 @@ from app.dialects.anthropic.wire import ErrorBody, FileDeleted, FileMetadata, Fi
 from app.dialects.apps import EchoRequestId, create_dialect_app, request_id
 from app.errors import DownloadRefused, FileDockError, FileNotFound, InvalidRequest
 from app.headers import content_disposition
+from app.http_sendfile import BlobResponse
 from app.metadata.store import FileRecord
 from app.service import FileService
 from app.settings import DownloadPolicy
@@ -104,7 +105,7 @@ async def download_file(file_id: str, service: ServiceDep) -> Response:
         "x-content-type-options": "nosniff",
     }
     chunks = await service.open_blob(record.blob_key)  # fails here, before headers go out
-    return StreamingResponse(chunks, media_type=record.mime_type, headers=headers)
+    return BlobResponse(chunks, media_type=record.mime_type, headers=headers)
 
 
 def create_anthropic_app() -> FastAPI:

@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from app import ids
 from app.auth import authenticate
@@ -27,6 +27,7 @@ from app.errors import (
     RouteNotFound,
 )
 from app.headers import content_disposition
+from app.http_sendfile import BlobResponse
 from app.limits import check_filename
 from app.metadata.store import FileRecord
 from app.resumable import ResumableUploads, Session, check_offset
@@ -116,7 +117,7 @@ async def download_file(file_id: str, version: VersionDep, service: ServiceDep) 
         "content-length": str(record.bytes),
     }
     chunks = await service.open_blob(record.blob_key)  # fails here, before headers go out
-    return StreamingResponse(chunks, media_type=record.mime_type, headers=headers)
+    return BlobResponse(chunks, media_type=record.mime_type, headers=headers)
 
 
 @router.get("/{version}/files/{file_id}", dependencies=[Depends(authorized_service)])

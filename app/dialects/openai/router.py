@@ -20,6 +20,7 @@ from app.headers import (
     parse_range,
     quoted_etag,
 )
+from app.http_sendfile import BlobResponse
 from app.metadata.store import FileRecord, Order
 from app.service import FileService
 
@@ -113,7 +114,7 @@ async def download_file(file_id: str, request: Request, service: ServiceDep) -> 
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=record.mime_type)
     chunks = await service.open_blob(record.blob_key, start, end)  # fails here, before headers go out
-    return StreamingResponse(chunks, status_code=status, media_type=record.mime_type, headers=headers)
+    return BlobResponse(chunks, status_code=status, media_type=record.mime_type, headers=headers)
 
 
 def _download_headers(record: FileRecord) -> dict[str, str]:
