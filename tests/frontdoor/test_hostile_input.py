@@ -237,6 +237,63 @@ def test_openai_uploads_refuse_a_long_or_broken_filename(server: FileDockServer)
 
 
 @pytest.mark.parametrize(
+    "upload",
+    [
+        pytest.param({"mime_type": "\ud800"}, id="surrogate-mime-type"),
+        pytest.param({"purpose": "\ud800"}, id="surrogate-purpose"),
+        pytest.param({"mime_type": "a" * 5000}, id="long-mime-type"),
+        pytest.param({"mime_type": "text/plain\u0000"}, id="nul-mime-type"),
+    ],
+)
+def test_openai_uploads_refuse_json_strings_they_cannot_store(
+    server: FileDockServer, upload: dict[str, str]
+) -> None:
+    # Found by this test: a lone surrogate was a 500 (it cannot be encoded, not even in the
+    # error message), and a long mime type fails PostgreSQL's VARCHAR(255).
+    before = snapshot(server)
+    body = json.dumps(
+        {"filename": "a.txt", "purpose": "user_data", "bytes": 5, "mime_type": "text/plain", **upload}
+    )
+    response = httpx.post(
+        f"{server.url}/v1/uploads", content=body, headers={"content-type": "application/json"}
+    )
+    openai_error(response, 400)
+    assert_nothing_left(server, before)
+
+
+@pytest.mark.parametrize(
+    ("file", "headers"),
+    [
+        pytest.param({"displayName": "x", "mimeType": "\ud800"}, {}, id="surrogate-mime-type"),
+        pytest.param({"displayName": "x", "mimeType": "a" * 5000}, {}, id="long-mime-type"),
+        pytest.param({}, {"x-goog-upload-header-content-type": "b" * 5000}, id="long-mime-type-header"),
+    ],
+)
+def test_gemini_refuses_a_mime_type_it_cannot_store(
+    server: FileDockServer, file: dict[str, str], headers: dict[str, str]
+) -> None:
+    before = snapshot(server)
+    start = {
+        "x-goog-upload-protocol": "resumable",
+        "x-goog-upload-command": "start",
+        "x-goog-upload-header-content-length": "5",
+        **GEMINI,
+        **headers,
+    }
+    body = json.dumps({"file": file})
+    gemini_error(httpx.post(f"{server.url}/upload/v1beta/files", headers=start, content=body), 400)
+    assert_nothing_left(server, before)
+
+
+def test_anthropic_refuses_a_part_content_type_it_cannot_store(server: FileDockServer) -> None:
+    before = snapshot(server)
+    disposition = b'Content-Disposition: form-data; name="file"; filename="a.bin"'
+    part = (disposition + b"\r\nContent-Type: application/" + b"x" * 5000, b"hello")
+    anthropic_error(post_form(server, ANTHROPIC_DIALECT, form(part)), 400)
+    assert_nothing_left(server, before)
+
+
+@pytest.mark.parametrize(
     ("display_name", "message"),
     [("n" * 2000, "512"), ("€" * 400, "1024"), ("a\u0000b", "NUL"), ("\udc80", "Unicode")],
 )
