@@ -559,6 +559,25 @@ def test_one_huge_header_line_gets_431_before_it_ends(server: FileDockServer) ->
     assert "error" in body_of(raw)
 
 
+def test_a_header_line_trickled_in_small_pieces_gets_431(server: FileDockServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            for _ in range(MAX_HEADER_BYTES // 4000 + 2):
+                time.sleep(0.01)
+                sock.sendall(b"b" * 4000)
+        except OSError:
+            pass  # refused and closed before the last piece
+        raw = read_until_closed(sock)
+    assert status_of(raw) == 431
+
+
+def test_pipelined_requests_are_each_answered(server: FileDockServer) -> None:
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = raw_exchange(server, one * 3 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.count(b"HTTP/1.1 200 OK") == 4
+
+
 def test_a_huge_url_gets_431(server: FileDockServer) -> None:
     raw = raw_exchange(server, b"GET /v1/files/" + b"a" * MAX_HEADER_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(raw) == 431
