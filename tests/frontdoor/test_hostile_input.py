@@ -671,6 +671,49 @@ def test_a_stalled_gemini_chunk_gets_408_and_leaves_nothing(server: FileDockServ
     assert query.headers["x-goog-upload-size-received"] == "0"
 
 
+# --- clients that hang up mid-upload ----------------------------------------------------------
+
+
+def hang_up(server: FileDockServer, head: bytes, partial: bytes) -> None:
+    """Send the head and part of the body, give the server a moment to start storing it, close."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + partial)
+        time.sleep(TIMEOUT / 4)  # less than the idle timeout: this is a disconnect, not a stall
+
+
+def test_a_client_hanging_up_mid_part_leaves_nothing(server: FileDockServer) -> None:
+    created = httpx.post(
+        f"{server.url}/v1/uploads",
+        json={"filename": "p.txt", "purpose": "user_data", "bytes": 300_000, "mime_type": "text/plain"},
+    )
+    before = snapshot(server)
+    body = form(file_part(b"upload", b"p" * 300_000, name=b"data"))
+    hang_up(server, upload_head(f"/v1/uploads/{created.json()['id']}/parts", len(body)), body[:100_000])
+    assert_nothing_left(server, before)
+
+
+def test_a_client_hanging_up_mid_gemini_chunk_leaves_nothing(server: FileDockServer) -> None:
+    start = start_gemini(server, {"displayName": "cut.txt"}, size=300_000)
+    path = start.headers["x-goog-upload-url"].removeprefix(server.url)
+    before = snapshot(server)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Goog-Upload-Command: upload, finalize\r\n"
+        "X-Goog-Upload-Offset: 0\r\nContent-Length: 300000\r\n\r\n"
+    ).encode()
+    hang_up(server, head, b"g" * 100_000)
+    assert_nothing_left(server, before)
+    query = httpx.post(start.headers["x-goog-upload-url"], headers={"x-goog-upload-command": "query"})
+    assert query.headers["x-goog-upload-size-received"] == "0"  # the upload can resume from 0
+
+
+@pytest.mark.parametrize("dialect", FORM_DIALECTS)
+def test_a_client_hanging_up_mid_file_leaves_nothing(server: FileDockServer, dialect: Dialect) -> None:
+    before = snapshot(server)
+    body = form(*dialect.fields, file_part(b"cut.bin", b"c" * 300_000))
+    hang_up(server, upload_head(dialect.upload_path, len(body), dialect.headers), body[:100_000])
+    assert_nothing_left(server, before)
+
+
 # --- every response is safe to show in a browser ----------------------------------------------
 
 CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
