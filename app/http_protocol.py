@@ -34,6 +34,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.max_header_bytes = settings.max_header_bytes
         self.header_timeout_seconds = settings.header_timeout_seconds
         self._header_bytes = 0  # of the current request's line and headers, as parsed
+        self._unparsed_bytes = 0  # of whole reads that left its headers incomplete
         self._in_headers = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str] | None = None
@@ -51,17 +52,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
             return  # already answered and closing: ignore the rest
+        # httptools calls `on_header` only once a line is complete and buffers it until then,
+        # so one endless header line is caught by counting whole reads while headers are
+        # incomplete. A read that began inside the previous request's body (pipelining) does
+        # not count: it may hold more of that body than of these headers.
+        counts = self._in_headers or self.cycle is None or self.cycle.response_complete
         super().data_received(data)
-        if self._refusal is None and self._in_headers:
-            # One header line still being buffered by httptools counts too (it calls `on_header`
-            # only once a line is complete); this overcounts by the bytes before the request.
-            self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes:
+        if self._refusal is None and counts and self._in_headers:
+            self._unparsed_bytes += len(data)
+            if self._unparsed_bytes > self.max_header_bytes:
                 self._refuse(431, self._too_large_message())
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
+        self._header_bytes = self._unparsed_bytes = 0
         self._in_headers = True
         self._arm_header_timer()
 
@@ -102,8 +106,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _headers_timed_out(self) -> None:
         self._header_timer = None
-        if self.cycle is not None and not self.cycle.response_complete and not self._in_headers:
-            return  # a request is being served; its body has its own idle timeout
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request's headers stalled while the one before it is still being
+            # answered: close once that answer is complete, never in the middle of it.
+            self.cycle.keep_alive = False
+            return
         seconds = self.header_timeout_seconds
         self._refuse(408, f"Request timeout: the request headers did not arrive within {seconds} seconds.")
 

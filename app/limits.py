@@ -6,6 +6,8 @@ long to store.
 """
 
 import asyncio
+import json
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,3 +67,27 @@ def check_filename(name: str, max_bytes: int, *, param: str = "file", label: str
             code="filename_too_long",
         )
     return name
+
+
+MAX_MIME_TYPE_CHARS = 255  # the width of the mime_type column
+
+
+def check_mime_type(value: str, *, param: str = "mime_type") -> str:
+    """`value` if it fits the mime_type column and has no control character, else a 400."""
+    if len(value) > MAX_MIME_TYPE_CHARS or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidRequest(
+            f"Invalid '{param}': at most {MAX_MIME_TYPE_CHARS} printable characters are allowed.",
+            param=param,
+        )
+    return value
+
+
+def loads_json(raw: bytes | bytearray) -> Any:
+    """`json.loads` (its `ValueError` for bad JSON), and a 400 for a lone surrogate escape
+    ("\\ud800"): such a string can be neither stored nor echoed back in an error as UTF-8."""
+    value = json.loads(raw)
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("The JSON body is not valid Unicode: it has a lone surrogate escape.") from None
+    return value

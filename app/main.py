@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import __version__
 from app.auth import Authenticator
 from app.blobs import open_blob_store
+from app.dialects.anthropic import errors as anthropic_errors
 from app.dialects.apps import mount_dialects
+from app.dialects.gemini import errors as gemini_errors
 from app.dialects.openai import errors as openai_errors
 from app.dialects.openai.fast_reads import OpenAIFastReads
 from app.dialects.openai.router import router as openai_router
@@ -117,7 +119,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             error: FileDockError = RouteNotFound(f"Invalid URL ({request.method} {request.url.path})")
         else:
             error = InvalidRequest(str(exc.detail))
-        return openai_errors.error_response(error, request_id(request))
+        return in_dialect_of_path(request.url.path, error, request_id(request))
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -140,6 +142,16 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)
+
+
+def in_dialect_of_path(path: str, error: FileDockError, request_id: str | None) -> Response:
+    """`error` in the error JSON of the dialect `path` is under. A path the mounts cannot match
+    (Starlette's patterns stop at a newline) reaches the root app even under `/anthropic`."""
+    if path.startswith("/anthropic/"):
+        return anthropic_errors.error_response(error, request_id)
+    if path.startswith("/gemini/"):
+        return gemini_errors.error_response(error, upload=path.startswith("/gemini/upload/"))
+    return openai_errors.error_response(error, request_id)
 
 
 class RequestIdMiddleware:

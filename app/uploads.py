@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from app import ids, purposes
 from app.errors import FileDockError, FileTooLarge, InvalidRequest, UploadBusy, UploadNotFound
 from app.headers import display_filename
-from app.limits import check_filename
+from app.limits import check_filename, check_mime_type
 from app.metadata.store import FileRecord
 from app.metadata.uploads_store import ClaimLost, PartRecord, UploadRecord, UploadStore
 from app.service import FileService, StagedBlob
@@ -57,6 +57,7 @@ class UploadService:
         limit = self.settings.max_filename_bytes
         filename = check_filename(display_filename(filename), limit, param="filename")
         self._check_declared_bytes(bytes, purpose)
+        check_mime_type(mime_type)
         if not mime_type.strip():
             # Loose on purpose: the SDK's own example passes "pdf"; the filename decides the format.
             raise InvalidRequest("Invalid 'mime_type': must not be empty.", param="mime_type")

@@ -212,3 +212,24 @@ def test_gemini_refused_large_chunk_still_gets_its_400(server: FileDockServer) -
     assert (response.status_code, response.headers["x-goog-upload-status"]) == (400, "final")
     assert "X-Goog-Upload-Offset" in response.json()["error"]["message"]
     assert chunk(url, b"first", 0).status_code == 200  # the session is still usable
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "shape"),
+    [
+        ("/v1/files/%0A0", ANTHROPIC, "anthropic"),
+        ("/anthropic/v1/files/a%0Ab", ANTHROPIC, "anthropic"),
+        ("/gemini/v1beta/files/a%0Ab", GEMINI, "gemini"),
+    ],
+)
+def test_a_path_no_route_can_match_still_gets_its_dialects_404(
+    server: FileDockServer, path: str, headers: dict[str, str], shape: str
+) -> None:
+    """Starlette's path patterns stop at a newline, so such a path never reaches the sub-app."""
+    response = httpx.get(server.url + path, headers=headers)
+    assert response.status_code == 404
+    body = response.json()
+    if shape == "anthropic":
+        assert (body["type"], body["error"]["type"]) == ("error", "not_found_error")
+    else:
+        assert body["error"]["status"] == "NOT_FOUND"

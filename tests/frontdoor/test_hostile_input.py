@@ -237,6 +237,63 @@ def test_openai_uploads_refuse_a_long_or_broken_filename(server: FileDockServer)
 
 
 @pytest.mark.parametrize(
+    "upload",
+    [
+        pytest.param({"mime_type": "\ud800"}, id="surrogate-mime-type"),
+        pytest.param({"purpose": "\ud800"}, id="surrogate-purpose"),
+        pytest.param({"mime_type": "a" * 5000}, id="long-mime-type"),
+        pytest.param({"mime_type": "text/plain\u0000"}, id="nul-mime-type"),
+    ],
+)
+def test_openai_uploads_refuse_json_strings_they_cannot_store(
+    server: FileDockServer, upload: dict[str, str]
+) -> None:
+    # Found by this test: a lone surrogate was a 500 (it cannot be encoded, not even in the
+    # error message), and a long mime type fails PostgreSQL's VARCHAR(255).
+    before = snapshot(server)
+    body = json.dumps(
+        {"filename": "a.txt", "purpose": "user_data", "bytes": 5, "mime_type": "text/plain", **upload}
+    )
+    response = httpx.post(
+        f"{server.url}/v1/uploads", content=body, headers={"content-type": "application/json"}
+    )
+    openai_error(response, 400)
+    assert_nothing_left(server, before)
+
+
+@pytest.mark.parametrize(
+    ("file", "headers"),
+    [
+        pytest.param({"displayName": "x", "mimeType": "\ud800"}, {}, id="surrogate-mime-type"),
+        pytest.param({"displayName": "x", "mimeType": "a" * 5000}, {}, id="long-mime-type"),
+        pytest.param({}, {"x-goog-upload-header-content-type": "b" * 5000}, id="long-mime-type-header"),
+    ],
+)
+def test_gemini_refuses_a_mime_type_it_cannot_store(
+    server: FileDockServer, file: dict[str, str], headers: dict[str, str]
+) -> None:
+    before = snapshot(server)
+    start = {
+        "x-goog-upload-protocol": "resumable",
+        "x-goog-upload-command": "start",
+        "x-goog-upload-header-content-length": "5",
+        **GEMINI,
+        **headers,
+    }
+    body = json.dumps({"file": file})
+    gemini_error(httpx.post(f"{server.url}/upload/v1beta/files", headers=start, content=body), 400)
+    assert_nothing_left(server, before)
+
+
+def test_anthropic_refuses_a_part_content_type_it_cannot_store(server: FileDockServer) -> None:
+    before = snapshot(server)
+    disposition = b'Content-Disposition: form-data; name="file"; filename="a.bin"'
+    part = (disposition + b"\r\nContent-Type: application/" + b"x" * 5000, b"hello")
+    anthropic_error(post_form(server, ANTHROPIC_DIALECT, form(part)), 400)
+    assert_nothing_left(server, before)
+
+
+@pytest.mark.parametrize(
     ("display_name", "message"),
     [("n" * 2000, "512"), ("€" * 400, "1024"), ("a\u0000b", "NUL"), ("\udc80", "Unicode")],
 )
@@ -502,6 +559,25 @@ def test_one_huge_header_line_gets_431_before_it_ends(server: FileDockServer) ->
     assert "error" in body_of(raw)
 
 
+def test_a_header_line_trickled_in_small_pieces_gets_431(server: FileDockServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            for _ in range(MAX_HEADER_BYTES // 4000 + 2):
+                time.sleep(0.01)
+                sock.sendall(b"b" * 4000)
+        except OSError:
+            pass  # refused and closed before the last piece
+        raw = read_until_closed(sock)
+    assert status_of(raw) == 431
+
+
+def test_pipelined_requests_are_each_answered(server: FileDockServer) -> None:
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = raw_exchange(server, one * 3 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.count(b"HTTP/1.1 200 OK") == 4
+
+
 def test_a_huge_url_gets_431(server: FileDockServer) -> None:
     raw = raw_exchange(server, b"GET /v1/files/" + b"a" * MAX_HEADER_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(raw) == 431
@@ -593,6 +669,49 @@ def test_a_stalled_gemini_chunk_gets_408_and_leaves_nothing(server: FileDockServ
     assert_nothing_left(server, before)
     query = httpx.post(start.headers["x-goog-upload-url"], headers={"x-goog-upload-command": "query"})
     assert query.headers["x-goog-upload-size-received"] == "0"
+
+
+# --- clients that hang up mid-upload ----------------------------------------------------------
+
+
+def hang_up(server: FileDockServer, head: bytes, partial: bytes) -> None:
+    """Send the head and part of the body, give the server a moment to start storing it, close."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + partial)
+        time.sleep(TIMEOUT / 4)  # less than the idle timeout: this is a disconnect, not a stall
+
+
+def test_a_client_hanging_up_mid_part_leaves_nothing(server: FileDockServer) -> None:
+    created = httpx.post(
+        f"{server.url}/v1/uploads",
+        json={"filename": "p.txt", "purpose": "user_data", "bytes": 300_000, "mime_type": "text/plain"},
+    )
+    before = snapshot(server)
+    body = form(file_part(b"upload", b"p" * 300_000, name=b"data"))
+    hang_up(server, upload_head(f"/v1/uploads/{created.json()['id']}/parts", len(body)), body[:100_000])
+    assert_nothing_left(server, before)
+
+
+def test_a_client_hanging_up_mid_gemini_chunk_leaves_nothing(server: FileDockServer) -> None:
+    start = start_gemini(server, {"displayName": "cut.txt"}, size=300_000)
+    path = start.headers["x-goog-upload-url"].removeprefix(server.url)
+    before = snapshot(server)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Goog-Upload-Command: upload, finalize\r\n"
+        "X-Goog-Upload-Offset: 0\r\nContent-Length: 300000\r\n\r\n"
+    ).encode()
+    hang_up(server, head, b"g" * 100_000)
+    assert_nothing_left(server, before)
+    query = httpx.post(start.headers["x-goog-upload-url"], headers={"x-goog-upload-command": "query"})
+    assert query.headers["x-goog-upload-size-received"] == "0"  # the upload can resume from 0
+
+
+@pytest.mark.parametrize("dialect", FORM_DIALECTS)
+def test_a_client_hanging_up_mid_file_leaves_nothing(server: FileDockServer, dialect: Dialect) -> None:
+    before = snapshot(server)
+    body = form(*dialect.fields, file_part(b"cut.bin", b"c" * 300_000))
+    hang_up(server, upload_head(dialect.upload_path, len(body), dialect.headers), body[:100_000])
+    assert_nothing_left(server, before)
 
 
 # --- every response is safe to show in a browser ----------------------------------------------

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.errors import InvalidRequest, UnsupportedMediaType
-from app.multipart import MAX_FIELD_BYTES, MAX_PARTS, FormReader, Part, boundary_of
+from app.multipart import FORM_OVERHEAD_BYTES, MAX_FIELD_BYTES, MAX_PARTS, FormReader, Part, boundary_of
 
 BOUNDARY = b"xYzZY"
 
@@ -185,6 +185,36 @@ async def test_form_reader_refuses_malformed_bodies(body: bytes) -> None:
 async def test_form_reader_allows_the_maximum_number_of_parts() -> None:
     parts = await read_all(form(*[part(f"f{i}", b"x") for i in range(MAX_PARTS)]))
     assert len(parts) == MAX_PARTS
+
+
+async def test_form_reader_takes_its_part_limit_from_the_caller() -> None:
+    body = form(*[part(f"f{i}", b"x") for i in range(3)])
+    reader = FormReader(chunked(body, 64), BOUNDARY, max_parts=2)
+    with pytest.raises(InvalidRequest, match="more than 2 parts"):
+        async for _ in reader.parts():
+            pass
+
+
+async def test_form_reader_reads_the_body_to_its_end_after_the_closing_boundary() -> None:
+    # A client that hangs up after the closing boundary, short of its Content-Length, must
+    # surface here (Starlette raises ClientDisconnect from the stream), before a file is kept.
+    class Gone(Exception):
+        pass
+
+    async def then_hang_up() -> AsyncIterator[bytes]:
+        yield SDK_FORM
+        raise Gone
+
+    with pytest.raises(Gone):
+        async for _ in FormReader(then_hang_up(), BOUNDARY).parts():
+            pass
+
+
+async def test_form_reader_refuses_more_than_a_mebibyte_after_the_closing_boundary() -> None:
+    body = SDK_FORM + b"e" * (2 * FORM_OVERHEAD_BYTES)
+    with pytest.raises(InvalidRequest, match="after the closing boundary"):
+        await read_all(body)
+    assert len(await read_all(SDK_FORM + b"epilogue")) == 4  # a little is ignored, as RFC 2046 says
 
 
 def test_boundary_of_returns_the_boundary() -> None:

@@ -13,7 +13,7 @@ from fastapi import Request
 from app import purposes
 from app.errors import InvalidRequest, RequestTooLarge
 from app.headers import display_filename
-from app.limits import check_filename
+from app.limits import check_filename, check_mime_type
 from app.metadata.store import FileRecord
 from app.multipart import FormReader, Part, boundary_of, declares_more_than, read_form
 from app.service import FileService, StagedBlob
@@ -74,7 +74,7 @@ async def _read_form(
 def _mime_type(part: Part) -> str:
     declared = (part.content_type or "").split(";")[0].strip().lower()
     if declared not in GENERIC_TYPES:
-        return declared
+        return check_mime_type(declared, param="file")
     return purposes.guess_mime_type(display_filename(part.filename, default=""))
 
 

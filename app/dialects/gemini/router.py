@@ -6,7 +6,6 @@ Uploads use Google's resumable protocol: a `start` request opens a session and a
 carry no API key, the session id in the URL is their capability. Every reply is status 200.
 """
 
-import json
 import re
 from typing import Annotated, Any
 
@@ -28,7 +27,7 @@ from app.errors import (
 )
 from app.headers import content_disposition
 from app.http_sendfile import BlobResponse
-from app.limits import check_filename
+from app.limits import check_filename, check_mime_type, loads_json
 from app.metadata.store import FileRecord
 from app.resumable import ResumableUploads, Session, check_offset
 from app.service import FileService
@@ -169,7 +168,7 @@ async def _start(
     lifetime = service.settings.gemini_file_lifetime_seconds
     upload = await resumable.start(
         filename=str(display_name or ""),
-        mime_type=str(mime_type or "application/octet-stream"),
+        mime_type=check_mime_type(str(mime_type or "application/octet-stream"), param="mimeType"),
         size=_declared_size(request, file),
         limit=service.settings.gemini_max_file_bytes,
         lifetime=lifetime or None,
@@ -257,7 +256,7 @@ async def _start_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = loads_json(raw)
     except ValueError:
         raise InvalidRequest("Invalid JSON payload received.") from None
     file = body.get("file", {}) if isinstance(body, dict) else None

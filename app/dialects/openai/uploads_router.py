@@ -1,6 +1,5 @@
 """OpenAI Uploads routes: parse the wire request, call `UploadService`, return a wire model."""
 
-import json
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -10,6 +9,7 @@ from app.dialects.openai.part_form import add_part_from_form
 from app.dialects.openai.router import ServiceDep, authorized_service
 from app.dialects.openai.wire import ErrorBody, UploadObject, UploadPartObject
 from app.errors import InvalidRequest, RequestTooLarge
+from app.limits import loads_json
 from app.uploads import UploadService
 
 MAX_JSON_BODY_BYTES = 1024 * 1024  # 10,000 part ids fit with room to spare
@@ -67,7 +67,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
         if len(raw) > MAX_JSON_BODY_BYTES:
             raise RequestTooLarge(f"Request body is too large: over {MAX_JSON_BODY_BYTES} bytes.")
     try:
-        body = json.loads(raw)
+        body = loads_json(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict):
