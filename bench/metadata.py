@@ -106,7 +106,9 @@ def measure(label: str, url: str, pid: int, file_ids: list[str]) -> list[Row]:
             p50, p99, rate = wrk(url, kind, sample, SECONDS)
         files = f"{len(file_ids) // 1000}k files"
         rows.append(Row(f"{kind} p50, {CLIENTS} clients, {files} ({label})", p50, "ms"))
-        rows.append(Row(f"{kind} p99, {CLIENTS} clients, {files} ({label})", p99, "ms", max_value=target))
+        # The latency targets are for the embedded default; PostgreSQL is reported only.
+        limit = target if label == "SQLite" else None
+        rows.append(Row(f"{kind} p99, {CLIENTS} clients, {files} ({label})", p99, "ms", max_value=limit))
         rows.append(Row(f"{kind} throughput, {CLIENTS} clients, {files} ({label})", rate, "req/s"))
         rows.append(rss_row(f"metadata {kind} ({label})", sampler))
     return rows

@@ -193,6 +193,9 @@ def write_report(
             "",
             verdict,
             "",
+            "What each figure means, what was done to get it and what stands between FileDock and",
+            "each missed target: [performance.md](performance.md).",
+            "",
             "![Throughput and peak RSS](benchmarks.png)",
             "",
             ROWS_MARK
