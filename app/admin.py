@@ -76,10 +76,7 @@ async def revoke_key(settings: Settings, key_id_or_key: str) -> KeyRecord:
     if digest in configured or any(r.id == key_id_or_key for r in configured.values()):
         raise AdminError("that key comes from FILEDOCK_API_KEYS: remove it there and restart the servers")
     async with _database(settings) as engine:
-        store = KeyStore(engine)
-        record = await store.revoke(key_id_or_key, int(time.time())) or await store.revoke(
-            digest, int(time.time())
-        )
+        record = await KeyStore(engine).revoke(key_id_or_key, digest, int(time.time()))
     if record is None:
         raise AdminError(f"no key with id {key_id_or_key!r}: see `filedock keys list`")
     return record

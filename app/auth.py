@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from app.errors import InvalidRequest, RateLimited, Unauthenticated
 from app.metadata.keys_store import KeyRecord, KeyStore
@@ -162,17 +164,25 @@ def _acting_project(record: KeyRecord, acting_for: str | None) -> str:
     return acting_for
 
 
-async def authenticate(request: Request, key: str, *, missing: str, invalid: str) -> Caller:
-    """The caller of this request (kept in its scope), or `Unauthenticated` with the dialect's
-    message. The answer is the same whether or not the requested file exists."""
-    known: Caller | None = request.scope.get("filedock.caller")  # set by `OpenAIFastReads`
+async def identify(scope: Scope, key: str) -> Caller | None:
+    """The caller a request's key stands for, or None. Kept in the request's scope, so a request
+    asked twice (the fast path, then its route) is looked up and rate-counted once."""
+    known: Caller | None = scope.get("filedock.caller")
     if known is not None:
         return known
-    authenticator: Authenticator = request.app.state.authenticator
-    caller = await authenticator.caller(key, request.headers.get(PROJECT_HEADER))
+    authenticator: Authenticator = scope["app"].state.authenticator
+    caller = await authenticator.caller(key, Headers(scope=scope).get(PROJECT_HEADER))
+    if caller is not None:
+        scope["filedock.caller"] = caller
+    return caller
+
+
+async def authenticate(request: Request, key: str, *, missing: str, invalid: str) -> Caller:
+    """The caller of this request, or `Unauthenticated` with the dialect's message. The answer is
+    the same whether or not the requested file exists."""
+    caller = await identify(request.scope, key)
     if caller is None:
         raise Unauthenticated(invalid if key else missing, code="invalid_api_key")
-    request.scope["filedock.caller"] = caller
     return caller
 
 

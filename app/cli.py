@@ -28,7 +28,7 @@ HTTP_PROTOCOL = "app.http_protocol:FileDockHttpProtocol"
 
 @functools.cache
 def settings_from_environment() -> Settings:
-    """A worker process's settings, from `FILEDOCK_*` variables, read once (`app.http_protocol`)."""
+    """A worker's settings from `FILEDOCK_*` variables, read once for the app and its protocol."""
     return Settings()
 
 
@@ -36,7 +36,7 @@ def app_from_environment() -> Any:
     """The ASGI app for uvicorn worker processes, configured from `FILEDOCK_*` variables."""
     from app.main import create_app
 
-    return create_app(Settings())
+    return create_app(settings_from_environment())
 
 
 def _settings(**overrides: Any) -> Settings:

@@ -23,6 +23,10 @@ FileDockError
 class FileDockError(Exception):
     """Base of every error a client can see."""
 
+    # Seconds after which a retry may succeed; None for a permanent failure. Each dialect turns
+    # it into its retry headers.
+    retry_after_seconds: float | None = None
+
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message

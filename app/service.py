@@ -30,7 +30,6 @@ from app.metadata.store import (
     MetadataStore,
     Order,
     OverQuota,
-    ProjectUsage,
     Quota,
 )
 from app.settings import DownloadPolicy, Settings
@@ -166,14 +165,7 @@ class FileService:
         self, record: FileRecord, insert: Callable[[FileRecord], Awaitable[FileRecord]]
     ) -> FileRecord:
         try:
-            try:
-                return await insert(record)
-            except OverQuota:
-                # Expired files are gone to clients but count until the sweeper takes them:
-                # take this project's now, and try once more.
-                if not await self._remove_expired(self.project):
-                    raise
-                return await insert(record)
+            return await self._insert_within_quota(record, insert)
         except OverQuota as exc:
             await self._delete_blob(record.blob_key)
             raise _quota_exceeded(exc) from None
@@ -181,18 +173,26 @@ class FileService:
             await self._delete_blob(record.blob_key)
             raise
 
+    async def _insert_within_quota(
+        self, record: FileRecord, insert: Callable[[FileRecord], Awaitable[FileRecord]]
+    ) -> FileRecord:
+        try:
+            return await insert(record)
+        except OverQuota:
+            # Expired files are gone to clients but count until the sweeper takes them: take
+            # this project's now, and try once more.
+            if not await self._remove_expired(self.project):
+                raise
+        return await insert(record)
+
     async def check_room(self, size: int) -> None:
         """Refuse early a file that cannot fit the project's quota (an Upload declares its size
         up front: no point taking gigabytes of Parts first). Advisory: the authoritative check
         is the one that records the file."""
-
-        def fits(usage: ProjectUsage) -> bool:
-            return usage.bytes + size <= usage.max_bytes and usage.files + 1 <= usage.max_files
-
         usage = await self.metadata.usage(self.project)
-        if not fits(usage) and await self._remove_expired(self.project):
+        if not usage.has_room_for(size) and await self._remove_expired(self.project):
             usage = await self.metadata.usage(self.project)  # expired files no longer count
-        if not fits(usage):
+        if not usage.has_room_for(size):
             raise _quota_exceeded(OverQuota(usage, size))
 
     async def get_file(self, file_id: str) -> FileRecord:

@@ -60,9 +60,9 @@ class KeyStore:
         async with reading(self._engine) as connection:
             return [_key(row) for row in (await connection.execute(query)).all()]
 
-    async def revoke(self, key_id_or_hash: str, now: int) -> KeyRecord | None:
-        """Revoke the key with this id (or hash); the key as it was, or None if there is none."""
-        named = or_(ApiKeyRow.id == key_id_or_hash, ApiKeyRow.key_hash == key_id_or_hash)
+    async def revoke(self, key_id: str, key_hash: str, now: int) -> KeyRecord | None:
+        """Revoke the key with this id or this hash; the key as it was, or None if there is none."""
+        named = or_(ApiKeyRow.id == key_id, ApiKeyRow.key_hash == key_hash)
         async with transaction(self._engine) as connection:
             row = (await connection.execute(select(*_KEY_COLUMNS).where(named))).first()
             if row is None:

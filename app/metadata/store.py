@@ -65,6 +65,10 @@ class ProjectUsage:
     max_bytes: int  # the effective limits: the project's own, else the default
     max_files: int
 
+    def has_room_for(self, size: int) -> bool:
+        """One more file of `size` bytes stays within both limits."""
+        return self.bytes + size <= self.max_bytes and self.files + 1 <= self.max_files
+
 
 class OverQuota(Exception):
     """Recording a file would take its project over a quota; nothing was recorded."""
@@ -121,18 +125,20 @@ async def _charge(connection: AsyncConnection, project: str, size: int, quota: Q
     One conditional UPDATE: it takes the row's write lock, and a racing writer re-checks the
     condition against the committed usage, so concurrent uploads can never overshoot.
     """
-    await ensure_project(connection, project)
     fits = (ProjectRow.bytes_used + size <= func.coalesce(ProjectRow.max_bytes, quota.max_bytes)) & (
         ProjectRow.files_used + 1 <= func.coalesce(ProjectRow.max_files, quota.max_files)
     )
-    charged = await connection.execute(
+    charge = (
         update(ProjectRow)
         .where(ProjectRow.name == project, fits)
         .values(bytes_used=ProjectRow.bytes_used + size, files_used=ProjectRow.files_used + 1)
     )
-    if charged.rowcount != 1:
-        usage = await project_usage(connection, project, quota)
-        raise OverQuota(usage, size)
+    if (await connection.execute(charge)).rowcount == 1:
+        return
+    # No row matched: over quota, or a project's first file (then create its row and charge again).
+    await ensure_project(connection, project)
+    if (await connection.execute(charge)).rowcount != 1:
+        raise OverQuota(await project_usage(connection, project, quota), size)
 
 
 async def ensure_project(connection: AsyncConnection, project: str) -> None:

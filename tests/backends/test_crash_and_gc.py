@@ -16,7 +16,7 @@ import pytest
 
 from app.blobs.s3 import S3BlobStore
 from tests import scaleout
-from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment
+from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment, wait_until
 
 BOUNDARY = "crashcrashcrash"
 
@@ -47,15 +47,6 @@ def run_gc(settings: dict[str, str], tmp_dir: str) -> str:
     return done.stdout
 
 
-def wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
-
-
 def test_sigkill_mid_upload_leaves_no_visible_file_and_gc_no_orphan(
     replicas: Callable[..., FileDockServer],
     services: scaleout.ScaleOutBackend,
@@ -81,7 +72,9 @@ def test_sigkill_mid_upload_leaves_no_visible_file_and_gc_no_orphan(
         for _ in range(24):  # 24 MiB, slowly: past one S3 part, well short of the declared size
             sock.sendall(b"x" * (1 << 20))
             time.sleep(0.02)
-        assert wait_until(lambda: services.s3.unfinished_uploads(prefix) != []), "no multipart upload began"
+        assert wait_until(lambda: services.s3.unfinished_uploads(prefix) != [], seconds=20), (
+            "no multipart upload began"
+        )
         victim.stop(signal.SIGKILL)
 
     with openai.OpenAI(base_url=survivor.openai_url, api_key="k", max_retries=0) as client:

@@ -13,7 +13,7 @@ import socket
 import string
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,14 +180,7 @@ def upload_gemini(server: FileDockServer, key: str | None, data: bytes = b"hello
 
 
 def openai_ids(server: FileDockServer, key: str | None, **headers: str) -> set[str]:
-    response = httpx.get(
-        f"{server.url}/openai/v1/files",
-        headers={**openai_auth(key), **headers},
-        params={"limit": 10000},
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
-    return {f["id"] for f in response.json()["data"]}
+    return {f["id"] for f in openai_files(server, key, **headers)}
 
 
 def openai_files(server: FileDockServer, key: str | None, **headers: str) -> list[dict[str, Any]]:
@@ -242,15 +235,6 @@ def assert_same_as_unknown(
     assert other.status_code == status, other.text
     assert comparable(other, other_id) == comparable(unknown, unknown_id)
     assert other.headers.get("content-type") == unknown.headers.get("content-type")
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # --- dialect error shapes --------------------------------------------------------------------------

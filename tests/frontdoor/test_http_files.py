@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import FileDockServer
+from tests.servers import FileDockServer, wait_until
 
 BOUNDARY = "filedock-test-boundary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
@@ -101,15 +101,6 @@ def set_expires_at(server: FileDockServer, file_id: str, expires_at: int) -> Non
 
 def row_count(server: FileDockServer, file_id: str) -> int:
     return int(str(server.sql("SELECT count(*) FROM files WHERE id = ?", file_id)[0][0]))
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # --- errors a client can trigger -------------------------------------------------------------

@@ -32,9 +32,8 @@ from tests.frontdoor.tenancy_helpers import (
     upload_anthropic,
     upload_gemini,
     upload_openai,
-    wait_until,
 )
-from tests.servers import FileDockServer
+from tests.servers import FileDockServer, wait_until
 
 MAX_BYTES = 1000
 MAX_FILES = 4

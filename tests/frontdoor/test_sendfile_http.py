@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.servers import FileDockServer
+from tests.servers import FileDockServer, wait_until
 
 LARGE = os.urandom(24 * 1024 * 1024 + 12345)  # bigger than loopback socket buffers: many EAGAINs
 
@@ -80,15 +80,6 @@ def open_fds(server: FileDockServer) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             links.append(os.readlink(f"{directory}/{name}"))
     return links
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.mark.embedded_only("reads the server's /proc fd table and blob files")

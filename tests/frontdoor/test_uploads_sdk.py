@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import openai
 import pytest
 from openai.types import Upload
 
-from tests.servers import FileDockServer
+from tests.servers import FileDockServer, wait_until
 
 MiB = 1024 * 1024
 PART_LIMIT = 64 * MiB
@@ -58,15 +57,6 @@ def upload_status(server: FileDockServer, upload_id: str) -> object:
 def part_rows(server: FileDockServer, upload_id: str) -> int:
     (count,) = query(server, "SELECT count(*) FROM upload_parts WHERE upload_id = ?", upload_id)[0]
     return int(str(count))
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture

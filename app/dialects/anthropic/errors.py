@@ -43,7 +43,7 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
     if type(exc) in ERROR_CODES:
         error["details"] = {"error_code": ERROR_CODES[type(exc)]}
     headers = {"request-id": request_id} if request_id else {}
-    if isinstance(exc, errors.StorageUnavailable | errors.RateLimited):
+    if exc.retry_after_seconds is not None:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
     elif not isinstance(exc, errors.RequestTimeout):  # a stalled body is transient: let it be retried
         headers["x-should-retry"] = "false"  # a permanent failure: the SDK must not retry it

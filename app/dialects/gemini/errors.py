@@ -42,7 +42,7 @@ def status_and_code(exc: errors.FileDockError) -> tuple[int, str]:
 def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
     status, code = status_and_code(exc)
     headers = {"x-goog-upload-status": "final"} if upload else {}
-    if isinstance(exc, errors.StorageUnavailable | errors.RateLimited):
+    if exc.retry_after_seconds is not None:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
     if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused

@@ -35,7 +35,7 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
     status, error_type = status_and_type(exc)
     body = {"error": {"message": exc.message, "type": error_type, "param": exc.param, "code": exc.code}}
     headers = {"x-request-id": request_id} if request_id else {}
-    if isinstance(exc, errors.StorageUnavailable | errors.RateLimited):
+    if exc.retry_after_seconds is not None:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
         headers["retry-after-ms"] = str(math.ceil(exc.retry_after_seconds * 1000))
     if isinstance(exc, errors.RangeNotSatisfiable):

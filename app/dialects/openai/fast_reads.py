@@ -13,7 +13,7 @@ from pydantic_core import to_json
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth import PROJECT_HEADER, Authenticator, Caller
+from app.auth import identify
 from app.dialects.openai.router import bearer_key, list_page, parse_limit, parse_order
 from app.dialects.openai.wire import file_json
 from app.errors import FileDockError
@@ -45,7 +45,7 @@ class OpenAIFastReads:
         """The JSON body of the answer, or None to let the regular route answer."""
         state = scope["app"].state
         try:
-            caller = await _caller(scope, state.authenticator)
+            caller = await identify(scope, bearer_key(Headers(scope=scope)))
             if caller is None:
                 return None
             service: FileService = state.service.for_project(caller.project)
@@ -63,11 +63,3 @@ class OpenAIFastReads:
             )
         except FileDockError:
             return None
-
-
-async def _caller(scope: Scope, authenticator: Authenticator) -> Caller | None:
-    headers = Headers(scope=scope)
-    caller = await authenticator.caller(bearer_key(headers), headers.get(PROJECT_HEADER))
-    if caller is not None:
-        scope["filedock.caller"] = caller  # a fall-through is not authenticated (or counted) twice
-    return caller
