@@ -1,15 +1,14 @@
-"""What `filedock keys …`, `filedock projects …` and `serve`'s start-up check do, on the database
-the settings name. Each call migrates first, so they also work before the first `serve`."""
+"""What `filedock keys …`, `filedock projects …`, `filedock gc` and `serve`'s start-up check do,
+on the stores the settings name. Each call migrates first (`open_stores`), so they also work
+before the first `serve`."""
 
-import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.auth import (
+from app.core.maintenance import GcReport, Maintenance
+from app.core.records import KeyRecord, ProjectUsage
+from app.core.tenancy import (
     check_project_name,
     hash_key,
     is_loopback,
@@ -18,27 +17,12 @@ from app.auth import (
     resolve_open_mode,
     shown_prefix,
 )
-from app.metadata.engine import create_engine
-from app.metadata.keys_store import KeyRecord, KeyStore
-from app.metadata.migrate import upgrade_to_head_async
-from app.metadata.store import MetadataStore, ProjectUsage
-from app.service import project_quota
 from app.settings import Settings
+from app.stores import open_stores
 
 
 class AdminError(Exception):
     """A refused admin command; the message says what to do instead."""
-
-
-@contextlib.asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade_to_head_async(settings.database_url)
-    engine = create_engine(settings.database_url, timeout_seconds=settings.storage_timeout_seconds)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def create_key(settings: Settings, project: str, *, admin: bool) -> tuple[str, KeyRecord]:
@@ -56,15 +40,15 @@ async def create_key(settings: Settings, project: str, *, admin: bool) -> tuple[
         admin=admin,
         created_at=int(time.time()),
     )
-    async with _database(settings) as engine:
-        await KeyStore(engine).insert(record)
+    async with open_stores(settings) as stores:
+        await stores.keys.insert(record)
     return key, record
 
 
 async def list_keys(settings: Settings) -> list[dict[str, Any]]:
     """Every key, database and `FILEDOCK_API_KEYS` alike, without the key itself."""
-    async with _database(settings) as engine:
-        stored = await KeyStore(engine).all()
+    async with open_stores(settings) as stores:
+        stored = await stores.keys.all()
     configured = parse_configured_keys(settings.api_keys).values()
     return [_key_json(r, "database") for r in stored] + [_key_json(r, "env") for r in configured]
 
@@ -75,16 +59,16 @@ async def revoke_key(settings: Settings, key_id_or_key: str) -> KeyRecord:
     configured = parse_configured_keys(settings.api_keys)
     if digest in configured or any(r.id == key_id_or_key for r in configured.values()):
         raise AdminError("that key comes from FILEDOCK_API_KEYS: remove it there and restart the servers")
-    async with _database(settings) as engine:
-        record = await KeyStore(engine).revoke(key_id_or_key, digest, int(time.time()))
+    async with open_stores(settings) as stores:
+        record = await stores.keys.revoke(key_id_or_key, digest, int(time.time()))
     if record is None:
         raise AdminError(f"no key with id {key_id_or_key!r}: see `filedock keys list`")
     return record
 
 
 async def list_projects(settings: Settings) -> list[ProjectUsage]:
-    async with _database(settings) as engine:
-        return await MetadataStore(engine, project_quota(settings)).all_usage()
+    async with open_stores(settings) as stores:
+        return await stores.metadata.all_usage()
 
 
 async def set_quota(
@@ -94,24 +78,30 @@ async def set_quota(
         check_project_name(project)
     except ValueError as exc:
         raise AdminError(str(exc)) from None
-    async with _database(settings) as engine:
-        store = MetadataStore(engine, project_quota(settings))
-        await store.set_quota(project, max_bytes=max_bytes, max_files=max_files)
-        return await store.usage(project)
+    async with open_stores(settings) as stores:
+        await stores.metadata.set_quota(project, max_bytes=max_bytes, max_files=max_files)
+        return await stores.metadata.usage(project)
 
 
 async def refuse_public_open_mode(settings: Settings) -> None:
     """Open mode answers anyone: refuse it on an address other hosts can reach, unless allowed."""
     if is_loopback(settings.host) or settings.allow_public_open_mode:
         return
-    async with _database(settings) as engine:
-        open_mode = await resolve_open_mode(settings, KeyStore(engine))
+    async with open_stores(settings) as stores:
+        open_mode = await resolve_open_mode(settings, stores.keys)
     if open_mode:
         raise AdminError(
             f"refusing to serve in open mode (any API key accepted) on {settings.host}, which is not "
             "a loopback address. Configure keys (FILEDOCK_API_KEYS, or `filedock keys create`), or "
             "set FILEDOCK_ALLOW_PUBLIC_OPEN_MODE=true to accept anyone anyway."
         )
+
+
+async def run_gc(settings: Settings) -> GcReport | None:
+    """`filedock gc`: one maintenance round with gc; None if another replica is running one."""
+    async with open_stores(settings) as stores:
+        maintenance = Maintenance(stores.files, stores.uploads, stores.maintenance)
+        return await maintenance.run_round(gc_grace_seconds=settings.gc_grace_seconds)
 
 
 def _key_json(record: KeyRecord, source: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 the environment."""
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -22,21 +21,19 @@ from app.settings import Settings
 APP_FACTORY = "app.cli:app_from_environment"
 T = TypeVar("T")
 
-# uvicorn's httptools protocol with header limits, batched bodies and zero-copy downloads.
-HTTP_PROTOCOL = "app.http_protocol:FileDockHttpProtocol"
-
-
-@functools.cache
-def settings_from_environment() -> Settings:
-    """A worker's settings from `FILEDOCK_*` variables, read once for the app and its protocol."""
-    return Settings()
+# uvicorn's httptools protocol with header limits and zero-copy downloads.
+HTTP_PROTOCOL = "app.server.protocol:FileDockHttpProtocol"
 
 
 def app_from_environment() -> Any:
-    """The ASGI app for uvicorn worker processes, configured from `FILEDOCK_*` variables."""
+    """The ASGI app for uvicorn worker processes, configured from `FILEDOCK_*` variables; the
+    worker's HTTP protocol gets its limits from the same settings, before any connection."""
     from app.main import create_app
+    from app.server.protocol import HeaderLimits, configure
 
-    return create_app(settings_from_environment())
+    settings = Settings()
+    configure(HeaderLimits(settings.max_header_bytes, settings.header_timeout_seconds))
+    return create_app(settings)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -128,7 +125,7 @@ def gc(data_dir: Path | None, grace_seconds: int | None) -> None:
     """
     settings = _settings(data_dir=data_dir, gc_grace_seconds=grace_seconds)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from app.maintenance import run_gc
+    from app.admin import run_gc
 
     report = asyncio.run(run_gc(settings))
     if report is None:

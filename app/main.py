@@ -6,39 +6,28 @@ Nothing runs at import time; `app.cli` builds the settings and serves the app.
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
-from app.auth import Authenticator
-from app.blobs import open_blob_store
+from app.core.errors import FileDockError
+from app.core.maintenance import Maintenance
+from app.core.tenancy import Authenticator
 from app.dialects.anthropic import errors as anthropic_errors
-from app.dialects.apps import mount_dialects
+from app.dialects.anthropic.router import create_anthropic_app
 from app.dialects.gemini import errors as gemini_errors
+from app.dialects.gemini.router import create_gemini_app
 from app.dialects.openai import errors as openai_errors
 from app.dialects.openai.fast_reads import OpenAIFastReads
-from app.dialects.openai.router import router as openai_router
+from app.dialects.openai.files_router import router as openai_files_router
 from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.sniff import DialectDispatcher
-from app.errors import FileDockError, InvalidRequest, RouteNotFound, StorageUnavailable, UploadBusy
-from app.headers import SECURITY_HEADERS
-from app.limits import BodyIdleTimeout
-from app.maintenance import Maintenance
-from app.metadata.engine import create_engine
-from app.metadata.keys_store import KeyStore
-from app.metadata.migrate import upgrade_to_head_async
-from app.metadata.store import MetadataStore
-from app.metadata.uploads_store import UploadStore
-from app.service import FileService, project_quota
+from app.http.errors import Renderer, install_error_handlers
+from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
 from app.settings import Settings
-from app.uploads import UploadService
+from app.stores import open_stores
 
 log = logging.getLogger("filedock")
 OPENAI_PREFIXES = ("/v1", "/openai/v1")
@@ -52,11 +41,16 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lambda app: _lifespan(app, settings),
     )
     for prefix in OPENAI_PREFIXES:
-        app.include_router(openai_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
+        app.include_router(openai_files_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
         app.include_router(openai_uploads_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
-    mount_dialects(app)  # /anthropic and /gemini; bare-root requests are sniffed by DialectDispatcher
+    # /anthropic and /gemini; bare-root requests are sniffed by DialectDispatcher.
+    for prefix, sub in (("/anthropic", create_anthropic_app()), ("/gemini", create_gemini_app())):
+        sub.state = app.state  # the services opened in the lifespan
+        app.mount(prefix, sub)
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
-    _add_error_handlers(app)
+    install_error_handlers(
+        app, Renderer(error=_in_dialect_of_path, server_error=openai_errors.RENDERER.server_error)
+    )
     app.add_middleware(OpenAIFastReads)  # after the dispatcher: it sees only OpenAI requests
     app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
     app.add_middleware(DialectDispatcher)
@@ -66,114 +60,38 @@ def create_app(settings: Settings) -> FastAPI:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade_to_head_async(settings.database_url)
-    engine = create_engine(
-        settings.database_url, durable=settings.fsync, timeout_seconds=settings.storage_timeout_seconds
-    )
-    blobs = open_blob_store(settings)
-    quota = project_quota(settings)
-    service = FileService(settings, MetadataStore(engine, quota), blobs)
-    uploads = UploadService(service, UploadStore(engine, quota))
-    try:
-        await service.check_ready()
-        app.state.service = service
-        app.state.uploads = uploads
-        app.state.authenticator = await Authenticator.start(settings, KeyStore(engine))
-        maintenance = Maintenance(service, uploads, engine)
+    async with open_stores(settings) as stores:
+        await stores.files.check_ready()
+        app.state.service = stores.files
+        app.state.uploads = stores.uploads
+        app.state.authenticator = await Authenticator.start(settings, stores.keys)
+        maintenance = Maintenance(stores.files, stores.uploads, stores.maintenance)
         sweeper = asyncio.create_task(maintenance.run_forever(settings.sweep_interval_seconds))
         if app.state.authenticator.open_mode:
             log.warning(
                 "open mode: any API key (or none) is accepted and acts in project 'default'. "
                 "Configure keys (FILEDOCK_API_KEYS or `filedock keys create`) to require them."
             )
-        yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-    finally:
-        await blobs.aclose()
-        await engine.dispose()
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
 
 
 async def _healthz(request: Request) -> Response:
-    service: FileService = request.app.state.service
-    await service.metadata.ping()
+    await request.app.state.service.metadata.ping()
     return JSONResponse({"status": "ok"})
 
 
-def _add_error_handlers(app: FastAPI) -> None:
-    def request_id(request: Request) -> str | None:
-        value = request.scope.get("filedock.request_id")
-        return str(value) if value else None
-
-    async def domain_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, FileDockError)
-        if isinstance(exc, StorageUnavailable) and not isinstance(exc, UploadBusy):  # busy is routine
-            log.error("storage unavailable on %s %s: %s", request.method, request.url.path, exc.__cause__)
-        return openai_errors.error_response(exc, request_id(request))
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if exc.status_code in (404, 405):
-            error: FileDockError = RouteNotFound(f"Invalid URL ({request.method} {request.url.path})")
-        else:
-            error = InvalidRequest(str(exc.detail))
-        return in_dialect_of_path(request.url.path, error, request_id(request))
-
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        location = first.get("loc", ())
-        param = str(location[-1]) if location else None
-        message = f"Invalid request: {first.get('msg', 'bad input')} ({'.'.join(map(str, location))})."
-        return openai_errors.error_response(InvalidRequest(message, param=param), request_id(request))
-
-    async def client_gone(request: Request, exc: Exception) -> Response:
-        # The client hung up mid-request; nobody reads this answer, and nothing was stored.
-        return openai_errors.error_response(InvalidRequest("Client disconnected."), request_id(request))
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return openai_errors.server_error_response(request_id(request))
-
-    app.add_exception_handler(FileDockError, domain_error)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(ClientDisconnect, client_gone)
-    app.add_exception_handler(Exception, unexpected)
-
-
-def in_dialect_of_path(path: str, error: FileDockError, request_id: str | None) -> Response:
-    """`error` in the error JSON of the dialect `path` is under. A path the mounts cannot match
-    (Starlette's patterns stop at a newline) reaches the root app even under `/anthropic`."""
+def _in_dialect_of_path(request: Request, error: FileDockError) -> Response:
+    """`error` in the error JSON of the dialect the path is under. The root app serves OpenAI's
+    routes, but a path the mounts cannot match (Starlette's patterns stop at a newline) reaches
+    it even under `/anthropic`."""
+    path = request.url.path
     if path.startswith("/anthropic/"):
-        return anthropic_errors.error_response(error, request_id)
+        return anthropic_errors.RENDERER.error(request, error)
     if path.startswith("/gemini/"):
-        return gemini_errors.error_response(error, upload=path.startswith("/gemini/upload/"))
-    return openai_errors.error_response(error, request_id)
-
-
-class RequestIdMiddleware:
-    """Gives every response an `x-request-id` (`req_…`), which the SDK exposes as `request_id`,
-    and the `SECURITY_HEADERS`: the one place headers common to all responses are added."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = "req_" + secrets.token_hex(16)
-        scope["filedock.request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                ours = {b"x-request-id"} | {name for name, _ in SECURITY_HEADERS}
-                headers = [h for h in message.get("headers", []) if h[0].lower() not in ours]
-                headers += [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+        return gemini_errors.RENDERER.error(request, error)
+    return openai_errors.RENDERER.error(request, error)

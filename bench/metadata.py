@@ -12,7 +12,7 @@ import subprocess
 
 from sqlalchemy import insert
 
-from app import ids
+from app.core import ids
 from app.metadata.engine import create_engine
 from app.metadata.tables import FileRow
 from bench.common import OUT, Row, RssSampler, filedock, postgres_database, psql, rss_row

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from app.errors import StorageUnavailable
+from app.core.errors import StorageUnavailable
 
 
 def create_engine(database_url: str, *, durable: bool = True, timeout_seconds: float = 30.0) -> AsyncEngine:

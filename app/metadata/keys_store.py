@@ -2,27 +2,15 @@
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.records import KeyRecord
 from app.metadata.engine import reader_for
 from app.metadata.store import ensure_project, reading, transaction
 from app.metadata.tables import ApiKeyRow
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    id: str
-    key_hash: str
-    prefix: str
-    project: str
-    admin: bool
-    created_at: int
-    revoked_at: int | None = None
-
 
 _KEY_COLUMNS = [getattr(ApiKeyRow, f.name) for f in dataclasses.fields(KeyRecord)]
 # Built once: one indexed lookup per authenticated request, so a revocation counts at once.

@@ -12,7 +12,7 @@ from sqlalchemy import select, text, union
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.errors import StorageUnavailable
+from app.core.errors import StorageUnavailable
 from app.metadata.store import transaction
 from app.metadata.tables import FileRow, UploadPartRow
 
@@ -53,3 +53,16 @@ async def exclusive_round(engine: AsyncEngine) -> AsyncIterator[bool]:
                 await connection.commit()
     finally:
         await connection.close()  # a broken connection loses the lock with it, server-side
+
+
+class MaintenanceStore:
+    """The two queries above, for the core's maintenance jobs, on one engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def referenced_blob_keys(self, keys: Sequence[str]) -> set[str]:
+        return await referenced_blob_keys(self._engine, keys)
+
+    def exclusive_round(self) -> contextlib.AbstractAsyncContextManager[bool]:
+        return exclusive_round(self._engine)

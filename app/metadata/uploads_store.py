@@ -8,47 +8,17 @@ database decides who wins, and the loser reads the row again to say why.
 import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.metadata.store import DEFAULT_PROJECT, FileRecord, Quota, insert_file_row, transaction
+from app.core.errors import ClaimLost
+from app.core.records import FileRecord, PartRecord, Quota, UploadRecord
+from app.metadata.store import insert_file_row, transaction
 from app.metadata.tables import UploadPartRow, UploadRow
 
 FINISHED = ("completed", "cancelled", "expired")
-
-
-@dataclass(frozen=True)
-class UploadRecord:
-    id: str
-    filename: str
-    purpose: str
-    bytes: int
-    mime_type: str
-    created_at: int
-    expires_at: int
-    status: str  # pending, completing, completed, cancelled or expired
-    file_expires_after: int | None
-    received_bytes: int = 0
-    file_id: str | None = None
-    part_ids: tuple[str, ...] | None = None
-    md5: str | None = None
-    project: str = DEFAULT_PROJECT
-
-
-@dataclass(frozen=True)
-class PartRecord:
-    id: str
-    upload_id: str
-    bytes: int
-    created_at: int
-    blob_key: str
-
-
-class ClaimLost(Exception):
-    """The Upload left `completing` (the sweeper expired it) before the File could be recorded."""
 
 
 _UPLOAD_COLUMNS = [getattr(UploadRow, f.name) for f in dataclasses.fields(UploadRecord)]

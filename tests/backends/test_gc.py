@@ -8,10 +8,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.blobs.local import LocalBlobStore
-from app.maintenance import collect_garbage
+from app.core.maintenance import collect_garbage
+from app.core.records import FileRecord
 from app.metadata.engine import create_engine
+from app.metadata.maintenance_store import MaintenanceStore
 from app.metadata.migrate import upgrade_to_head_async
-from app.metadata.store import FileRecord, MetadataStore
+from app.metadata.store import MetadataStore
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ async def test_gc_removes_only_blobs_no_row_names(engine: AsyncEngine, tmp_path:
     )
     await MetadataStore(engine).insert_file(record)
 
-    report = await collect_garbage(engine, blobs, grace_seconds=0)
+    report = await collect_garbage(MaintenanceStore(engine), blobs, grace_seconds=0)
 
     assert (report.examined, report.removed) == (2, 1)
     assert [key async for key in blobs.list_keys(time.time() + 60)] == ["KeptBlob"]
@@ -49,7 +51,7 @@ async def test_gc_spares_blobs_younger_than_the_grace_period(engine: AsyncEngine
     blobs = LocalBlobStore(tmp_path / "blobs", fsync=False)
     await put(blobs, "YoungOrphan")  # as if its row were about to be written
 
-    report = await collect_garbage(engine, blobs, grace_seconds=3600)
+    report = await collect_garbage(MaintenanceStore(engine), blobs, grace_seconds=3600)
 
     assert (report.examined, report.removed) == (0, 0)
     await blobs.aclose()

@@ -8,10 +8,12 @@ import pytest
 from alembic import command
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.errors import CursorNotFound, OverQuota
+from app.core.records import FileRecord, Quota
 from app.metadata.engine import create_engine
 from app.metadata.maintenance_store import exclusive_round, referenced_blob_keys
 from app.metadata.migrate import alembic_config, upgrade_to_head_async
-from app.metadata.store import CursorNotFound, FileRecord, MetadataStore, OverQuota, Quota
+from app.metadata.store import MetadataStore
 from tests import scaleout
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from app.auth import RateLimiter, hash_key, is_loopback, new_key, parse_configured_keys, shown_prefix
-from app.errors import RateLimited
+from app.core.errors import RateLimited
+from app.core.tenancy import RateLimiter, hash_key, is_loopback, new_key, parse_configured_keys, shown_prefix
 
 
 def test_configured_keys_pair_with_projects_and_bare_keys_belong_to_default() -> None:

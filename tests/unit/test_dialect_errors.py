@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from app import errors
+from app.core import errors
 from app.dialects.anthropic import errors as anthropic_errors
 from app.dialects.gemini import errors as gemini_errors
 from tests.unit.test_openai_errors import DOMAIN_ERRORS, TRANSIENT_CLIENT_ERRORS, by_name, instance_of
@@ -40,7 +40,7 @@ def test_anthropic_error_body_and_request_id_header() -> None:
     assert response.status_code == 404
     assert json.loads(response.body) == {
         "type": "error",
-        "error": {"type": "not_found_error", "message": "No such File object: file_x"},
+        "error": {"type": "not_found_error", "message": "File not found: file_x"},
         "request_id": "req_1",
     }
     assert response.headers["request-id"] == "req_1"
@@ -48,7 +48,9 @@ def test_anthropic_error_body_and_request_id_header() -> None:
 
 
 def test_anthropic_download_refusal_names_its_error_code() -> None:
-    body = json.loads(anthropic_errors.error_response(errors.DownloadRefused("no"), "req_1").body)
+    body = json.loads(
+        anthropic_errors.error_response(errors.DownloadRefused("file-abc", "assistants"), "req_1").body
+    )
     assert body["error"]["details"] == {"error_code": "file_not_downloadable"}
 
 

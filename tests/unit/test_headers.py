@@ -2,7 +2,8 @@
 
 import pytest
 
-from app.headers import content_disposition, display_filename, parse_disposition_params
+from app.core.policy import display_filename
+from app.http.headers import content_disposition, parse_disposition_params
 
 
 def test_parse_disposition_params_reads_name_and_filename() -> None:

@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.errors import InvalidRequest, UnsupportedMediaType
-from app.multipart import FORM_OVERHEAD_BYTES, MAX_FIELD_BYTES, MAX_PARTS, FormReader, Part, boundary_of
+from app.core.errors import InvalidRequest, UnsupportedMediaType
+from app.http.multipart import FORM_OVERHEAD_BYTES, MAX_FIELD_BYTES, MAX_PARTS, FormReader, Part, boundary_of
 
 BOUNDARY = b"xYzZY"
 

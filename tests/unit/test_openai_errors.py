@@ -11,7 +11,7 @@ import pkgutil
 import pytest
 
 import app
-from app import errors
+from app.core import errors
 from app.dialects.openai.errors import STATUS_AND_TYPE, error_response, server_error_response, status_and_type
 
 # Statuses the openai SDK retries (spec §5.2, §5.3): a permanent failure must never use them.
@@ -92,7 +92,7 @@ def test_error_table_has_no_unreachable_rows() -> None:
         pytest.param(errors.FileNotFound("file-abc"), 404, id="file-not-found"),
         pytest.param(errors.RouteNotFound("Invalid URL (GET /v1/filez)"), 404, id="route-not-found"),
         pytest.param(errors.FileTooLarge("too big"), 400, id="file-too-large"),
-        pytest.param(errors.DownloadRefused("no"), 400, id="download-refused"),
+        pytest.param(errors.DownloadRefused("file-abc", "assistants"), 400, id="download-refused"),
         pytest.param(errors.UnsupportedMediaType("json"), 415, id="unsupported-media-type"),
         pytest.param(errors.RequestTooLarge("huge"), 413, id="request-too-large"),
         pytest.param(errors.RequestTimeout(5), 408, id="request-timeout"),

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from app import purposes
-from app.errors import InvalidRequest
-from app.purposes import JsonlChecker, check_expires_after, check_extension, check_purpose
+from app.core.errors import InvalidRequest
+from app.dialects.openai import purposes
+from app.dialects.openai.purposes import JsonlChecker, check_expires_after, check_extension, check_purpose
 from app.settings import Settings
 
 THIRTY_DAYS = 2_592_000

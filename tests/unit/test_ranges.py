@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.headers import (
+from app.http.headers import (
     MalformedRange,
     UnsatisfiableRange,
     if_none_match_hits,

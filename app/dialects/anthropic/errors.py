@@ -8,7 +8,9 @@ import math
 
 from fastapi.responses import JSONResponse
 
-from app import errors
+from app.core import errors
+from app.http.errors import Renderer
+from app.http.middleware import request_id
 
 # Most specific class first: the first `isinstance` match wins.
 STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
@@ -37,9 +39,18 @@ def status_and_type(exc: errors.FileDockError) -> tuple[int, str]:
     return 500, "api_error"
 
 
+def message_of(exc: errors.FileDockError) -> str:
+    """The error's words as Anthropic puts them."""
+    if isinstance(exc, errors.FileNotFound):
+        return f"File not found: {exc.file_id}"
+    if isinstance(exc, errors.DownloadRefused):
+        return f"File {exc.file_id} is not downloadable."
+    return exc.message
+
+
 def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONResponse:
     status, error_type = status_and_type(exc)
-    error: dict[str, object] = {"type": error_type, "message": exc.message}
+    error: dict[str, object] = {"type": error_type, "message": message_of(exc)}
     if type(exc) in ERROR_CODES:
         error["details"] = {"error_code": ERROR_CODES[type(exc)]}
     headers = {"request-id": request_id} if request_id else {}
@@ -64,3 +75,9 @@ def _body(
 ) -> JSONResponse:
     body = {"type": "error", "error": error, "request_id": request_id}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+RENDERER = Renderer(
+    error=lambda request, exc: error_response(exc, request_id(request)),
+    server_error=lambda request: server_error_response(request_id(request)),
+)

@@ -11,18 +11,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
-from app import ids
-from app.auth import authenticate
+from app.core.errors import FileNotFound, InvalidRequest
+from app.core.files import FileService
+from app.core.records import FileRecord
 from app.dialects.anthropic import errors as anthropic_errors
+from app.dialects.anthropic.ids import from_anthropic_id, to_anthropic_id
 from app.dialects.anthropic.upload_form import create_file_from_form
 from app.dialects.anthropic.wire import ErrorBody, FileDeleted, FileMetadata, FilePage
-from app.dialects.apps import EchoRequestId, create_dialect_app, request_id
-from app.errors import DownloadRefused, FileDockError, FileNotFound, InvalidRequest
-from app.headers import content_disposition
-from app.http_sendfile import BlobResponse
-from app.metadata.store import FileRecord
-from app.service import FileService
-from app.settings import DownloadPolicy
+from app.http.apps import create_dialect_app
+from app.http.credentials import anthropic_key, authenticate
+from app.http.downloads import download_response
+from app.http.middleware import EchoRequestId
 
 MAX_IDS = 100
 _PAGE_CURSOR = re.compile(r"page_([A-Za-z0-9]{24})")
@@ -31,10 +30,7 @@ _PAGE_CURSOR = re.compile(r"page_([A-Za-z0-9]{24})")
 async def authorized_service(request: Request) -> FileService:
     """The files of the project whose key is in `x-api-key` (eras A, B) or `Authorization: Bearer`
     (era C)."""
-    key = request.headers.get("x-api-key", "").strip()
-    if not key:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        key = token.strip() if scheme.lower() == "bearer" else ""
+    key = anthropic_key(request.headers)
     caller = await authenticate(
         request, key, missing="x-api-key header is required", invalid="invalid x-api-key"
     )
@@ -88,42 +84,31 @@ async def retrieve_file_metadata(file_id: str, service: ServiceDep) -> FileMetad
 @router.delete("/files/{file_id}", response_model=FileDeleted)
 async def delete_file(file_id: str, service: ServiceDep) -> FileDeleted:
     try:
-        record = await service.delete_file(ids.from_anthropic_id(file_id) or "")
+        record = await service.delete_file(from_anthropic_id(file_id) or "")
     except FileNotFound:
-        raise _not_found(file_id) from None
-    return FileDeleted(id=ids.to_anthropic_id(record.id))
+        raise FileNotFound(file_id) from None
+    return FileDeleted(id=to_anthropic_id(record.id))
 
 
-@router.get("/files/{file_id}/content", response_class=StreamingResponse)
-async def download_file(file_id: str, service: ServiceDep) -> Response:
+@router.api_route("/files/{file_id}/content", methods=["GET", "HEAD"], response_class=StreamingResponse)
+async def download_file(file_id: str, request: Request, service: ServiceDep) -> Response:
     record = await _get(file_id, service)
-    if not _downloadable(service):
-        raise DownloadRefused(f"File {file_id} is not downloadable.")
-    headers = {
-        "content-disposition": content_disposition(record.filename),
-        "content-length": str(record.bytes),
-        "x-content-type-options": "nosniff",
-    }
-    chunks = await service.open_blob(record.blob_key)  # fails here, before headers go out
-    return BlobResponse(chunks, media_type=record.mime_type, headers=headers)
+    service.check_downloadable(record, _vendor_allows_download, file_id)
+    return await download_response(request, record, service)
 
 
 def create_anthropic_app() -> FastAPI:
-    sub = create_dialect_app(
-        "FileDock (Anthropic)",
-        router,
-        lambda request, exc: anthropic_errors.error_response(exc, request_id(request)),
-        lambda request: anthropic_errors.server_error_response(request_id(request)),
-    )
+    sub = create_dialect_app("FileDock (Anthropic)", router, anthropic_errors.RENDERER)
     sub.add_middleware(EchoRequestId, header="request-id")
     return sub
 
 
 async def _get(file_id: str, service: FileService) -> FileRecord:
+    """The file an Anthropic id names; not found in the id the client sent."""
     try:
-        return await service.get_file(ids.from_anthropic_id(file_id) or "")
+        return await service.get_file(from_anthropic_id(file_id) or "")
     except FileNotFound:
-        raise _not_found(file_id) from None
+        raise FileNotFound(file_id) from None
 
 
 async def _listed_by_id(wanted: list[str], service: FileService) -> FilePage:
@@ -147,22 +132,18 @@ def _page(records: list[FileRecord], has_more: bool, service: FileService, *, fo
 
 
 def _metadata(record: FileRecord, service: FileService) -> FileMetadata:
-    return FileMetadata.from_record(record, downloadable=_downloadable(service))
+    return FileMetadata.from_record(
+        record, downloadable=service.may_download(record, _vendor_allows_download)
+    )
 
 
-def _downloadable(service: FileService) -> bool:
+def _vendor_allows_download(record: FileRecord) -> bool:
     """The real API only lets tool-made files be downloaded; every file here is an upload."""
-    return service.settings.download_policy is DownloadPolicy.PERMISSIVE
-
-
-def _not_found(file_id: str) -> FileDockError:
-    error = FileNotFound(file_id)
-    error.message = f"File not found: {file_id}"
-    return error
+    return False
 
 
 def _cursor_id(value: str | None, param: str) -> str:
-    core = ids.from_anthropic_id(value or "")
+    core = from_anthropic_id(value or "")
     if core is None:
         raise InvalidRequest(f"{param}: Invalid file id {value!r}.", param=param)
     return core

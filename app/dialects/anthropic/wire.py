@@ -5,8 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from app import ids
-from app.metadata.store import FileRecord
+from app.core.records import FileRecord
+from app.dialects.anthropic.ids import to_anthropic_id
 
 
 def rfc3339(timestamp: int) -> str:
@@ -26,7 +26,7 @@ class FileMetadata(BaseModel):
     @classmethod
     def from_record(cls, record: FileRecord, *, downloadable: bool) -> "FileMetadata":
         return cls(
-            id=ids.to_anthropic_id(record.id),
+            id=to_anthropic_id(record.id),
             filename=record.filename,
             mime_type=record.mime_type,
             size_bytes=record.bytes,

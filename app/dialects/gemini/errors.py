@@ -7,9 +7,11 @@ chunk loop stops at once instead of re-posting the chunk with back-off.
 
 import math
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from app import errors
+from app.core import errors
+from app.http.errors import Renderer
 
 # Most specific class first: the first `isinstance` match wins.
 STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
@@ -39,6 +41,15 @@ def status_and_code(exc: errors.FileDockError) -> tuple[int, str]:
     return 500, "INTERNAL"
 
 
+def message_of(exc: errors.FileDockError) -> str:
+    """The error's words as Google puts them."""
+    if isinstance(exc, errors.FileNotFound):
+        return f"File files/{exc.file_id.removeprefix('files/')} was not found."
+    if isinstance(exc, errors.DownloadRefused):
+        return f"Only generated files can be downloaded; files/{exc.file_id} was uploaded."
+    return exc.message
+
+
 def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
     status, code = status_and_code(exc)
     headers = {"x-goog-upload-status": "final"} if upload else {}
@@ -46,7 +57,7 @@ def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
     if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
-    return _body(status, exc.message, code, headers)
+    return _body(status, message_of(exc), code, headers)
 
 
 def server_error_response(*, upload: bool) -> JSONResponse:
@@ -57,3 +68,14 @@ def server_error_response(*, upload: bool) -> JSONResponse:
 def _body(status: int, message: str, code: str, headers: dict[str, str]) -> JSONResponse:
     body = {"error": {"code": status, "message": message, "status": code}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def is_upload(request: Request) -> bool:
+    """A resumable-upload request, whose replies say the upload is final."""
+    return "/upload/" in request.url.path
+
+
+RENDERER = Renderer(
+    error=lambda request, exc: error_response(exc, upload=is_upload(request)),
+    server_error=lambda request: server_error_response(upload=is_upload(request)),
+)

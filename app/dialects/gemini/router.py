@@ -12,26 +12,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from app import ids
-from app.auth import authenticate
-from app.dialects.apps import create_dialect_app
+from app.core.errors import FileDockError, FileNotFound, InvalidRequest, NotFound, RouteNotFound
+from app.core.files import FileService
+from app.core.policy import FilePolicy, check_filename, check_mime_type
+from app.core.records import FileRecord
 from app.dialects.gemini import errors as gemini_errors
+from app.dialects.gemini.ids import from_gemini_id, to_gemini_id
+from app.dialects.gemini.sessions import SESSION_PURPOSE, ResumableUploads, Session, check_offset
 from app.dialects.gemini.wire import file_resource
-from app.errors import (
-    DownloadRefused,
-    FileDockError,
-    FileNotFound,
-    InvalidRequest,
-    NotFound,
-    RouteNotFound,
-)
-from app.headers import content_disposition
-from app.http_sendfile import BlobResponse
-from app.limits import check_filename, check_mime_type, loads_json
-from app.metadata.store import FileRecord
-from app.resumable import ResumableUploads, Session, check_offset
-from app.service import FileService
-from app.settings import DownloadPolicy
+from app.http.apps import create_dialect_app
+from app.http.bodies import discard_body, loads_json, read_capped
+from app.http.credentials import authenticate, gemini_key
+from app.http.downloads import download_response
 
 VERSIONS = ("v1beta", "v1")
 MAX_START_BODY_BYTES = 64 * 1024
@@ -49,7 +41,7 @@ def get_service(request: Request) -> FileService:
 
 async def authorized_service(request: Request) -> FileService:
     """The files of the project whose key is in `x-goog-api-key` (the SDK) or `?key=` (REST)."""
-    key = request.headers.get("x-goog-api-key") or request.query_params.get("key") or ""
+    key = gemini_key(request)
     caller = await authenticate(
         request, key, missing=gemini_errors.MISSING_KEY_MESSAGE, invalid=INVALID_KEY_MESSAGE
     )
@@ -102,21 +94,17 @@ async def list_files(
     if records:
         body["files"] = [_resource(r, request, version, service) for r in records]
     if has_more:
-        body["nextPageToken"] = ids.to_gemini_id(records[-1].id)
+        body["nextPageToken"] = to_gemini_id(records[-1].id)
     return JSONResponse(body)
 
 
-@router.get("/{version}/files/{file_id}:download", dependencies=[Depends(authorized_service)])
-async def download_file(file_id: str, version: VersionDep, service: ServiceDep) -> Response:
+@router.api_route(
+    "/{version}/files/{file_id}:download", methods=["GET", "HEAD"], dependencies=[Depends(authorized_service)]
+)
+async def download_file(file_id: str, request: Request, version: VersionDep, service: ServiceDep) -> Response:
     record = await _get(file_id, service)
-    if service.settings.download_policy is DownloadPolicy.VENDOR:
-        raise DownloadRefused(f"Only generated files can be downloaded; files/{file_id} was uploaded.")
-    headers = {
-        "content-disposition": content_disposition(record.filename),
-        "content-length": str(record.bytes),
-    }
-    chunks = await service.open_blob(record.blob_key)  # fails here, before headers go out
-    return BlobResponse(chunks, media_type=record.mime_type, headers=headers)
+    service.check_downloadable(record, _vendor_allows_download, file_id)
+    return await download_response(request, record, service)
 
 
 @router.get("/{version}/files/{file_id}", dependencies=[Depends(authorized_service)])
@@ -127,22 +115,14 @@ async def get_file(file_id: str, request: Request, version: VersionDep, service:
 @router.delete("/{version}/files/{file_id}", dependencies=[Depends(authorized_service)])
 async def delete_file(file_id: str, version: VersionDep, service: ServiceDep) -> JSONResponse:
     try:
-        await service.delete_file(ids.from_gemini_id(file_id) or "")
+        await service.delete_file(from_gemini_id(file_id) or "")
     except FileNotFound:
-        raise _not_found(file_id) from None
+        raise FileNotFound(file_id) from None
     return JSONResponse({})
 
 
 def create_gemini_app() -> FastAPI:
-    def is_upload(request: Request) -> bool:
-        return "/upload/" in request.url.path
-
-    return create_dialect_app(
-        "FileDock (Gemini)",
-        router,
-        lambda request, exc: gemini_errors.error_response(exc, upload=is_upload(request)),
-        lambda request: gemini_errors.server_error_response(upload=is_upload(request)),
-    )
+    return create_dialect_app("FileDock (Gemini)", router, gemini_errors.RENDERER)
 
 
 async def _start(
@@ -206,7 +186,8 @@ async def _chunk(
         offset = _offset(request.headers.get("x-goog-upload-offset"), upload.received_bytes)
         upload = await resumable.add_chunk(upload, offset, request.stream())
     if "finalize" in command:
-        return _final_reply(await resumable.finalize(upload), request, version, service)
+        file = await resumable.finalize(upload, _session_policy(service))
+        return _final_reply(file, request, version, service)
     return _status_reply(Session(upload))
 
 
@@ -227,11 +208,11 @@ def _check_chunk(session: Session, command: set[str], request: Request) -> None:
 
 async def _discard_body(request: Request) -> None:
     """Read and drop an unread request body, up to `MAX_DISCARDED_BYTES`; stored nowhere."""
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > MAX_DISCARDED_BYTES:
-            return
+    await discard_body(request.stream(), MAX_DISCARDED_BYTES)
+
+
+def _session_policy(service: FileService) -> FilePolicy:
+    return FilePolicy(SESSION_PURPOSE, service.settings.gemini_max_file_bytes)
 
 
 def _status_reply(session: Session) -> Response:
@@ -248,11 +229,8 @@ def _final_reply(record: FileRecord, request: Request, version: str, service: Fi
 
 
 async def _start_body(request: Request) -> dict[str, Any]:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_START_BODY_BYTES:
-            raise InvalidRequest("The upload start request's JSON body is too large.")
+    too_large = InvalidRequest("The upload start request's JSON body is too large.")
+    raw = await read_capped(request.stream(), MAX_START_BODY_BYTES, too_large)
     if not raw.strip():
         return {}
     try:
@@ -303,23 +281,23 @@ def _public_base(request: Request, service: FileService) -> str:
 
 
 def _resource(record: FileRecord, request: Request, version: str, service: FileService) -> dict[str, Any]:
-    downloadable = service.settings.download_policy is DownloadPolicy.PERMISSIVE
+    downloadable = service.may_download(record, _vendor_allows_download)
     return file_resource(
         record, base=_public_base(request, service), version=version, downloadable=downloadable
     )
 
 
+def _vendor_allows_download(record: FileRecord) -> bool:
+    """Only generated files can be downloaded from the real API; every file here is an upload."""
+    return False
+
+
 async def _get(file_id: str, service: FileService) -> FileRecord:
+    """The file a Gemini id names; not found in the id the client sent."""
     try:
-        return await service.get_file(ids.from_gemini_id(file_id) or "")
+        return await service.get_file(from_gemini_id(file_id) or "")
     except FileNotFound:
-        raise _not_found(file_id) from None
-
-
-def _not_found(file_id: str) -> FileDockError:
-    error = FileNotFound(file_id)
-    error.message = f"File files/{file_id.removeprefix('files/')} was not found."
-    return error
+        raise FileNotFound(file_id) from None
 
 
 def _page_size(raw: str | None, service: FileService) -> int:
@@ -335,7 +313,7 @@ def _page_size(raw: str | None, service: FileService) -> int:
 
 
 def _page_token(raw: str) -> str:
-    core = ids.from_gemini_id(raw)
+    core = from_gemini_id(raw)
     if core is None:
         raise InvalidRequest(f"Invalid page token: {raw}.")
     return core

@@ -4,8 +4,8 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
-from app import ids
-from app.metadata.store import FileRecord
+from app.core.records import FileRecord
+from app.dialects.gemini.ids import to_gemini_id
 
 
 def rfc3339(timestamp: int) -> str:
@@ -14,7 +14,7 @@ def rfc3339(timestamp: int) -> str:
 
 def file_resource(record: FileRecord, *, base: str, version: str, downloadable: bool) -> dict[str, Any]:
     """The File as JSON. `base` is the public URL the client reached us at (prefix included)."""
-    gemini_id = ids.to_gemini_id(record.id)
+    gemini_id = to_gemini_id(record.id)
     resource: dict[str, Any] = {
         "name": f"files/{gemini_id}",
         "displayName": record.filename,

@@ -7,7 +7,9 @@ import math
 
 from fastapi.responses import JSONResponse
 
-from app import errors
+from app.core import errors
+from app.http.errors import Renderer
+from app.http.middleware import request_id
 
 # Most specific class first: the first `isinstance` match wins.
 STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
@@ -31,9 +33,18 @@ def status_and_type(exc: errors.FileDockError) -> tuple[int, str]:
     return 500, "server_error"
 
 
+def message_of(exc: errors.FileDockError) -> str:
+    """The error's words as OpenAI puts them."""
+    if isinstance(exc, errors.FileNotFound):
+        return f"No such File object: {exc.file_id}"
+    if isinstance(exc, errors.DownloadRefused):
+        return f"Not allowed to download files of purpose: {exc.purpose}"
+    return exc.message
+
+
 def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONResponse:
     status, error_type = status_and_type(exc)
-    body = {"error": {"message": exc.message, "type": error_type, "param": exc.param, "code": exc.code}}
+    body = {"error": {"message": message_of(exc), "type": error_type, "param": exc.param, "code": exc.code}}
     headers = {"x-request-id": request_id} if request_id else {}
     if exc.retry_after_seconds is not None:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
@@ -55,3 +66,9 @@ def server_error_response(request_id: str | None) -> JSONResponse:
         }
     }
     return JSONResponse(body, status_code=500, headers={"x-request-id": request_id} if request_id else {})
+
+
+RENDERER = Renderer(
+    error=lambda request, exc: error_response(exc, request_id(request)),
+    server_error=lambda request: server_error_response(request_id(request)),
+)

@@ -2,7 +2,7 @@
 routing, dependency solving and exception middleware, which cost more than the query itself.
 
 Only a plain success is answered here. Anything else (no or a wrong key, an unknown id, a bad
-parameter, a failing database) falls through to the regular routes in `router.py`, which decide
+parameter, a failing database) falls through to the regular routes in `files_router.py`, which decide
 and render the error; the rules themselves stay in the service, called the same way by both.
 """
 
@@ -13,11 +13,11 @@ from pydantic_core import to_json
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth import identify
-from app.dialects.openai.router import bearer_key, list_page, parse_limit, parse_order
+from app.core.errors import FileDockError
+from app.core.files import FileService
+from app.dialects.openai.files_router import list_page, parse_limit, parse_order
 from app.dialects.openai.wire import file_json
-from app.errors import FileDockError
-from app.service import FileService
+from app.http.credentials import bearer_key, identify
 
 # /v1/files or /openai/v1/files, optionally followed by one id segment (never `/content`).
 _ROUTE = re.compile(r"(?:/openai)?/v1/files(?:/([^/]+))?")

@@ -1,79 +1,70 @@
-"""Read `POST /files`' multipart body: fields, then the file streamed into the blob store.
+"""Read `POST /files`' multipart body: fields, and the file streamed into the blob store.
 
-The SDK sends `purpose` and `expires_after[…]` before the `file` part, so the checks that need
-no bytes run before the first byte is stored. Validation order (spec §2.2): purpose, file,
+Field order does not matter. When `purpose` (and `expires_after[…]`) come before the `file`
+part, as the Python SDK sends them, every check that needs no bytes runs before the first byte
+is stored, and the purpose's content check runs while the bytes stream in. When the file comes
+first (openai-node sends parts in the order of the object's keys), its bytes stream in under
+the global limits, and the purpose's rules run once the form is read: the content check then
+reads the kept blob back before any row names it. Validation order (spec §2.2): purpose, file,
 expires_after, extension, size, content.
 """
 
 import json
-from dataclasses import dataclass
 
 from fastapi import Request
 
-from app import purposes
-from app.errors import InvalidRequest, RequestTooLarge
-from app.headers import display_filename
-from app.limits import check_filename
-from app.metadata.store import FileRecord
-from app.multipart import FormReader, Part, boundary_of, declares_more_than, read_form
-from app.service import FileService, StagedBlob
+from app.core.errors import InvalidRequest
+from app.core.files import FileService, NewFile, Staged
+from app.core.policy import check_filename, display_filename
+from app.core.records import FileRecord
+from app.dialects.openai import purposes
+from app.http.multipart import FormReader, Part, boundary_of, read_form, refuse_oversized_form
 
 
 async def create_file_from_form(request: Request, service: FileService) -> FileRecord:
-    _refuse_oversized_body(request, service)
+    settings = service.settings
+    refuse_oversized_form(
+        request.headers.get("content-length"),
+        settings.max_file_bytes,
+        f"Request body is too large: {request.headers.get('content-length')} bytes. Files can be at "
+        f"most {settings.max_file_bytes} bytes.",
+    )
     boundary = boundary_of(request.headers.get("content-type"))
-    form = FormReader(request.stream(), boundary, max_parts=service.settings.max_form_parts)
-    try:
-        fields, staged, filename = await _read_form(form, service)
-    except InvalidRequest:
-        # Read (and drop) the rest of the body, so the client gets our 400 instead of a reset
-        # connection, which the SDK would retry.
-        await form.discard_rest(max_bytes=service.settings.max_file_bytes)
-        raise
-    try:
+    form = FormReader(request.stream(), boundary, max_parts=settings.max_form_parts)
+    async with service.staging() as staged:
+        try:
+            fields, filename = await _read_form(form, staged, service)
+        except InvalidRequest:
+            # Read (and drop) the rest of the body, so the client gets our 400 instead of a reset
+            # connection, which the SDK would retry.
+            await form.discard_rest(max_bytes=settings.max_file_bytes)
+            raise
         purpose = purposes.check_purpose(fields.get("purpose"))
-        if staged is None:
+        if filename is None:
             raise InvalidRequest(
                 "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
             )
         expires_after = _expires_after(fields)
-        purposes.check_extension(purpose, filename, service.settings)
-    except BaseException:
-        if staged is not None:
-            staged.discard()
-        raise
-    return await service.create_file(staged, filename=filename, purpose=purpose, expires_after=expires_after)
+        purposes.check_extension(purpose, filename, settings)
+        policy = purposes.file_policy(purpose, settings)
+        return await service.commit_file(staged, policy, NewFile(filename, expires_after=expires_after))
 
 
-@dataclass
-class _File:
-    staged: StagedBlob
-    filename: str
+async def _read_form(
+    form: FormReader, staged: Staged, service: FileService
+) -> tuple[dict[str, str], str | None]:
+    """The text fields, and the name of the file received into `staged` (None if none came)."""
+    filename: str | None = None
 
-    def discard(self) -> None:
-        self.staged.discard()
-
-
-async def _read_form(form: FormReader, service: FileService) -> tuple[dict[str, str], StagedBlob | None, str]:
-    """Text fields, the file received into a temporary blob (if any part is `file`), its name."""
-
-    async def receive(part: Part, fields: dict[str, str]) -> _File:
+    async def receive(part: Part, fields: dict[str, str]) -> None:
+        nonlocal filename
         filename = check_filename(display_filename(part.filename), service.settings.max_filename_bytes)
         known_purpose = _checks_before_bytes(fields, filename, service)
-        return _File(await service.receive(form.chunks(), purpose=known_purpose), filename)
+        await staged.receive(form.chunks(), purposes.file_policy(known_purpose, service.settings))
 
     second = InvalidRequest("Expected exactly one 'file' part.", param="file")
-    fields, file = await read_form(form, receive, second_file=second)
-    return fields, file.staged if file else None, file.filename if file else "upload"
-
-
-def _refuse_oversized_body(request: Request, service: FileService) -> None:
-    declared = request.headers.get("content-length")
-    if declares_more_than(declared, service.settings.max_file_bytes):
-        raise RequestTooLarge(
-            f"Request body is too large: {declared} bytes. Files can be at most "
-            f"{service.settings.max_file_bytes} bytes."
-        )
+    fields, _ = await read_form(form, receive, second_file=second)
+    return fields, filename
 
 
 def _checks_before_bytes(fields: dict[str, str], filename: str, service: FileService) -> str | None:

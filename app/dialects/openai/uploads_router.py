@@ -1,16 +1,19 @@
 """OpenAI Uploads routes: parse the wire request, call `UploadService`, return a wire model."""
 
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 
-from app import purposes
+from app.core.errors import InvalidRequest, RequestTooLarge
+from app.core.policy import FilePolicy, check_mime_type, display_filename
+from app.core.records import UploadRecord
+from app.core.uploads import NewUpload, UploadService
+from app.dialects.openai import purposes
+from app.dialects.openai.files_router import ServiceDep, authorized_service
 from app.dialects.openai.part_form import add_part_from_form
-from app.dialects.openai.router import ServiceDep, authorized_service
 from app.dialects.openai.wire import ErrorBody, UploadObject, UploadPartObject
-from app.errors import InvalidRequest, RequestTooLarge
-from app.limits import loads_json
-from app.uploads import UploadService
+from app.http.bodies import loads_json, read_capped
 
 MAX_JSON_BODY_BYTES = 1024 * 1024  # 10,000 part ids fit with room to spare
 T = TypeVar("T")
@@ -32,14 +35,16 @@ router = APIRouter(
 @router.post("/uploads", response_model=UploadObject)
 async def create_upload(request: Request, uploads: UploadsDep) -> UploadObject:
     body = await _json_object(request)
-    upload = await uploads.create(
+    new = NewUpload(
         filename=_required(body, "filename", str),
-        purpose=_required(body, "purpose", str),
+        purpose=purposes.check_purpose(_required(body, "purpose", str)),
         bytes=_required(body, "bytes", int),
-        mime_type=_required(body, "mime_type", str),
-        expires_after=_expires_after(body.get("expires_after")),
+        mime_type=_mime_type(_required(body, "mime_type", str)),
+        file_expires_after=_expires_after(body.get("expires_after")),
     )
-    return UploadObject.from_records(upload, None)
+    purposes.check_extension(new.purpose, display_filename(new.filename), uploads.settings)
+    limit = purposes.upload_policy(new.purpose, uploads.settings).max_bytes
+    return UploadObject.from_records(await uploads.create(new, max_bytes=limit), None)
 
 
 @router.post("/uploads/{upload_id}/parts", response_model=UploadPartObject)
@@ -50,7 +55,7 @@ async def add_upload_part(upload_id: str, request: Request, uploads: UploadsDep)
 @router.post("/uploads/{upload_id}/complete", response_model=UploadObject)
 async def complete_upload(upload_id: str, request: Request, uploads: UploadsDep) -> UploadObject:
     body = await _json_object(request)
-    result = await uploads.complete(upload_id, _part_ids(body), _optional_str(body, "md5"))
+    result = await uploads.complete(upload_id, _part_ids(body), _optional_str(body, "md5"), _policy(uploads))
     return UploadObject.from_records(result.upload, result.file)
 
 
@@ -60,12 +65,21 @@ async def cancel_upload(upload_id: str, uploads: UploadsDep) -> UploadObject:
     return UploadObject.from_records(await uploads.cancel(upload_id), None)
 
 
+def _policy(uploads: UploadService) -> Callable[[UploadRecord], FilePolicy]:
+    return lambda upload: purposes.upload_policy(upload.purpose, uploads.settings)
+
+
+def _mime_type(value: str) -> str:
+    check_mime_type(value)
+    if not value.strip():
+        # Loose on purpose: the SDK's own example passes "pdf"; the filename decides the format.
+        raise InvalidRequest("Invalid 'mime_type': must not be empty.", param="mime_type")
+    return value
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_JSON_BODY_BYTES:
-            raise RequestTooLarge(f"Request body is too large: over {MAX_JSON_BODY_BYTES} bytes.")
+    too_large = RequestTooLarge(f"Request body is too large: over {MAX_JSON_BODY_BYTES} bytes.")
+    raw = await read_capped(request.stream(), MAX_JSON_BODY_BYTES, too_large)
     try:
         body = loads_json(raw)
     except ValueError:

@@ -6,8 +6,7 @@ import pydantic_core
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app.metadata.store import FileRecord
-from app.metadata.uploads_store import PartRecord, UploadRecord
+from app.core.records import FileRecord, PartRecord, UploadRecord
 
 
 class FileObject(BaseModel):

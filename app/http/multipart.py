@@ -10,13 +10,14 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.errors import InvalidRequest, UnsupportedMediaType
-from app.headers import parse_disposition_params
+from app.core.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from app.http.bodies import discard_body
+from app.http.headers import parse_disposition_params
 
 MAX_PARTS = 32  # the default of FILEDOCK_MAX_FORM_PARTS
 MAX_FIELD_BYTES = 64 * 1024
@@ -57,51 +58,32 @@ def declares_more_than(content_length: str | None, max_file_bytes: int) -> bool:
     return int(content_length) > max_file_bytes + FORM_OVERHEAD_BYTES
 
 
-async def discard_body(body: AsyncIterator[bytes], max_bytes: int) -> bool:
-    """Read and drop what is left of a body, up to `max_bytes`; True if it ended within that."""
-    dropped = 0
-    async for chunk in body:
-        dropped += len(chunk)
-        if dropped > max_bytes:
-            return False
-    return True
-
-
-class Received(Protocol):
-    """What a form's `file` part became: something that can be thrown away again."""
-
-    def discard(self) -> None: ...
-
-
-ReceivedT = TypeVar("ReceivedT", bound=Received)
+def refuse_oversized_form(content_length: str | None, max_file_bytes: int, refusal: str) -> None:
+    """`RequestTooLarge` with `refusal` when the declared body cannot hold an acceptable file."""
+    if declares_more_than(content_length, max_file_bytes):
+        raise RequestTooLarge(refusal)
 
 
 async def read_form(
     form: "FormReader",
-    receive_file: Callable[[Part, dict[str, str]], Awaitable[ReceivedT]],
+    receive_file: Callable[[Part, dict[str, str]], Awaitable[None]],
     *,
+    file_field: str = "file",
     second_file: InvalidRequest,
-) -> tuple[dict[str, str], ReceivedT | None]:
-    """The text fields, and the one part named `file` as `receive_file` took it in.
-
-    `receive_file` sees the fields that came before the file. A second `file` part raises
-    `second_file`; on any failure the received file is discarded.
-    """
+) -> tuple[dict[str, str], bool]:
+    """The text fields, and whether a part named `file_field` came (`receive_file` took its
+    bytes, seeing the fields that came before it). A second such part raises `second_file`."""
     fields: dict[str, str] = {}
-    received: ReceivedT | None = None
-    try:
-        async with aclosing(form.parts()) as parts:
-            async for part in parts:
-                if part.name != "file":
-                    fields[part.name] = await form.read_text(part.name)
-                elif received is not None:
-                    raise second_file
-                else:
-                    received = await receive_file(part, fields)
-    except BaseException:
-        if received is not None:
-            received.discard()
-        raise
+    received = False
+    async with aclosing(form.parts()) as parts:
+        async for part in parts:
+            if part.name != file_field:
+                fields[part.name] = await form.read_text(part.name)
+            elif received:
+                raise second_file
+            else:
+                await receive_file(part, fields)
+                received = True
     return fields, received
 
 

@@ -5,32 +5,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.datastructures import Headers
 
-from app.auth import authenticate, masked
+from app.core.errors import InvalidRequest
+from app.core.files import FileService
+from app.core.records import FileRecord, Order
+from app.core.tenancy import masked
+from app.dialects.openai.purposes import UNDOWNLOADABLE_PURPOSES
 from app.dialects.openai.upload_form import create_file_from_form
 from app.dialects.openai.wire import ErrorBody, FileDeleted, FileList, FileObject, file_json, json_response
-from app.errors import InvalidRequest, RangeNotSatisfiable
-from app.headers import (
-    MalformedRange,
-    UnsatisfiableRange,
-    content_disposition,
-    if_none_match_hits,
-    if_range_allows,
-    parse_range,
-    quoted_etag,
-)
-from app.http_sendfile import BlobResponse
-from app.metadata.store import FileRecord, Order
-from app.service import FileService
+from app.http.credentials import authenticate, bearer_key
+from app.http.downloads import download_response
 
 MAX_LIST_LIMIT = 10_000
-
-
-def bearer_key(headers: Headers) -> str:
-    """The key in `Authorization: Bearer <key>`, or "" without one."""
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 async def authorized_service(request: Request) -> FileService:
@@ -100,47 +86,14 @@ async def delete_file(file_id: str, service: ServiceDep) -> FileDeleted:
 
 @router.api_route("/files/{file_id}/content", methods=["GET", "HEAD"], response_class=StreamingResponse)
 async def download_file(file_id: str, request: Request, service: ServiceDep) -> Response:
-    record = await service.get_downloadable(file_id)
-    headers = _download_headers(record)
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and if_none_match_hits(if_none_match, headers["etag"]):
-        return Response(status_code=304, headers=headers)
-    byte_range = _requested_range(request, record)
-    start, end = byte_range or (0, record.bytes)
-    if byte_range is not None:
-        headers["content-range"] = f"bytes {start}-{end - 1}/{record.bytes}"
-    headers["content-length"] = str(end - start)
-    status = 200 if byte_range is None else 206
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=record.mime_type)
-    chunks = await service.open_blob(record.blob_key, start, end)  # fails here, before headers go out
-    return BlobResponse(chunks, status_code=status, media_type=record.mime_type, headers=headers)
+    record = await service.get_file(file_id)
+    service.check_downloadable(record, vendor_allows_download, file_id)
+    return await download_response(request, record, service)
 
 
-def _download_headers(record: FileRecord) -> dict[str, str]:
-    return {
-        "content-disposition": content_disposition(record.filename),
-        "x-content-type-options": "nosniff",
-        "accept-ranges": "bytes",
-        "etag": quoted_etag(record.sha256),
-    }
-
-
-def _requested_range(request: Request, record: FileRecord) -> tuple[int, int] | None:
-    """The byte range to send, or None for the whole file."""
-    value = request.headers.get("range")
-    if value is None:
-        return None
-    if_range = request.headers.get("if-range")
-    if if_range is not None and not if_range_allows(if_range, quoted_etag(record.sha256)):
-        return None  # the client's copy is stale: it needs the whole new file
-    try:
-        start, end = parse_range(value, record.bytes)
-    except MalformedRange:
-        return None
-    except UnsatisfiableRange as exc:
-        raise RangeNotSatisfiable(exc.size) from None
-    return (start, end) if end > start else None  # only an empty file: nothing to slice
+def vendor_allows_download(record: FileRecord) -> bool:
+    """The real API refuses the content of the purposes clients upload for the tools."""
+    return record.purpose not in UNDOWNLOADABLE_PURPOSES
 
 
 def parse_limit(raw: str | None) -> int:

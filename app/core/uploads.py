@@ -1,9 +1,11 @@
-"""`UploadService`: the rules of OpenAI Uploads (a large file sent as Parts, then assembled).
+"""`UploadService`: a large file sent in pieces, then assembled into one File.
 
-An Upload is `pending` until it is completed, cancelled or expired; all three are final. Each
-Part streams into its own blob. Completing streams the listed Parts, in order, through
-`FileService.receive` into a new File, so memory stays bounded whatever the file's size.
-Cancel, expiry and completion drop every Part's row and blob: nothing is left behind.
+Two APIs share it: OpenAI Uploads (Parts in any order, listed at completion) and Gemini's
+resumable sessions (`app.dialects.gemini.sessions`: chunks at increasing offsets). An Upload
+is `pending` until it is completed, cancelled or expired; all three are final. Each piece
+streams into its own blob. `assemble` streams the pieces, in order, through one staging into
+a new File under the caller's `FilePolicy`, so memory stays bounded whatever the file's size.
+Cancel, expiry and completion drop every piece's row and blob: nothing is left behind.
 
 While one request completes an Upload it is `completing` (shown as `pending`), so no Part,
 cancel or expiry can pull its Parts away mid-assembly.
@@ -13,19 +15,19 @@ import copy
 import dataclasses
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from app import ids, purposes
-from app.errors import FileDockError, FileTooLarge, InvalidRequest, UploadBusy, UploadNotFound
-from app.headers import display_filename
-from app.limits import check_filename, check_mime_type
-from app.metadata.store import FileRecord
-from app.metadata.uploads_store import ClaimLost, PartRecord, UploadRecord, UploadStore
-from app.service import FileService, StagedBlob
+from app.core import ids
+from app.core.errors import ClaimLost, FileDockError, FileTooLarge, InvalidRequest, UploadBusy, UploadNotFound
+from app.core.files import FileService, NewFile, Staged
+from app.core.policy import FilePolicy, check_filename, display_filename
+from app.core.records import FileRecord, PartRecord, UploadRecord
+from app.metadata.uploads_store import UploadStore
 from app.settings import Settings
 
 log = logging.getLogger("filedock.uploads")
+PolicyFor = Callable[[UploadRecord], FilePolicy]  # the dialect's policy for an Upload's File
 MAX_PARTS_PER_COMPLETE = 10_000
 
 
@@ -33,6 +35,15 @@ MAX_PARTS_PER_COMPLETE = 10_000
 class UploadResult:
     upload: UploadRecord
     file: FileRecord | None
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    filename: str
+    purpose: str
+    bytes: int
+    mime_type: str
+    file_expires_after: int | None
 
 
 class UploadService:
@@ -50,30 +61,23 @@ class UploadService:
     def settings(self) -> Settings:
         return self.files.settings
 
-    async def create(
-        self, *, filename: str, purpose: str, bytes: int, mime_type: str, expires_after: int | None
-    ) -> UploadRecord:
-        purpose = purposes.check_purpose(purpose)
+    async def create(self, new: NewUpload, *, max_bytes: int) -> UploadRecord:
+        """Open an Upload of exactly `new.bytes` bytes, refused above `max_bytes` or the quota."""
         limit = self.settings.max_filename_bytes
-        filename = check_filename(display_filename(filename), limit, param="filename")
-        self._check_declared_bytes(bytes, purpose)
-        check_mime_type(mime_type)
-        if not mime_type.strip():
-            # Loose on purpose: the SDK's own example passes "pdf"; the filename decides the format.
-            raise InvalidRequest("Invalid 'mime_type': must not be empty.", param="mime_type")
-        purposes.check_extension(purpose, filename, self.settings)
-        await self.files.check_room(bytes)
+        filename = check_filename(display_filename(new.filename), limit, param="filename")
+        _check_declared_bytes(new.bytes, max_bytes)
+        await self.files.check_room(new.bytes)
         now = self.files.now()
         record = UploadRecord(
             id=ids.new_upload_id(),
             filename=filename,
-            purpose=purpose,
-            bytes=bytes,
-            mime_type=mime_type,
+            purpose=new.purpose,
+            bytes=new.bytes,
+            mime_type=new.mime_type,
             created_at=now,
             expires_at=now + self.settings.upload_lifetime_seconds,
             status="pending",
-            file_expires_after=expires_after,
+            file_expires_after=new.file_expires_after,
             project=self.files.project,
         )
         await self.store.insert_upload(record)
@@ -85,12 +89,12 @@ class UploadService:
         _require_pending(upload)
         return upload
 
-    async def receive_part(self, upload: UploadRecord, chunks: AsyncIterator[bytes]) -> StagedBlob:
-        """Stream a Part into a temporary blob, stopping at the Part limit or the Upload's room."""
+    async def receive_part(self, upload: UploadRecord, staged: Staged, chunks: AsyncIterator[bytes]) -> None:
+        """Stream a Part into `staged`, stopping at the Part limit or the Upload's room."""
         part_limit = self.settings.max_upload_part_bytes
         room = upload.bytes - upload.received_bytes
         try:
-            return await self.files.receive(chunks, purpose=None, limit=min(part_limit, room))
+            await staged.receive(chunks, FilePolicy(None, min(part_limit, room)))
         except FileTooLarge:
             if room < part_limit:
                 raise _overfills(upload) from None
@@ -101,25 +105,35 @@ class UploadService:
                 code="file_too_large",
             ) from None
 
-    async def add_part(self, upload: UploadRecord, staged: StagedBlob) -> PartRecord:
-        """Keep a received Part. Consumes `staged`; on refusal its blob is removed again."""
+    async def add_part(
+        self, upload: UploadRecord, staged: Staged, *, at_offset: int | None = None
+    ) -> PartRecord | None:
+        """Keep a received piece as the Upload's Part; None when the Upload could not take it
+        (closed meanwhile, or a parallel piece took its room or its offset): its blob is gone
+        again. A piece `at_offset` must start exactly there, and its id sorts by offset."""
         now = self.files.now()
-        key = await self.files.keep_blob(staged)
-        part = PartRecord(ids.new_part_id(), upload.id, staged.size, now, key)
+        key = await staged.keep()
+        part = PartRecord(ids.new_part_id(at_offset), upload.id, staged.size, now, key)
         stored = False
         try:
-            stored = await self.store.add_part(part, now)
+            stored = await self.store.add_part(part, now, at_offset=at_offset)
         finally:
             if not stored:
                 await self.files.delete_blobs([key])
-        if not stored:
-            # Cancelled, expired or completed meanwhile, or a parallel Part took the room.
+        return part if stored else None
+
+    async def add_listed_part(self, upload: UploadRecord, staged: Staged) -> PartRecord:
+        """An OpenAI Part: kept, or refused with the reason the Upload gives now."""
+        part = await self.add_part(upload, staged)
+        if part is None:
             current = await self._get(upload.id)
             _require_pending(current)
             raise _overfills(current)
         return part
 
-    async def complete(self, upload_id: str, part_ids: Sequence[str], md5: str | None) -> UploadResult:
+    async def complete(
+        self, upload_id: str, part_ids: Sequence[str], md5: str | None, policy: PolicyFor
+    ) -> UploadResult:
         md5 = md5.lower() if md5 is not None else None
         upload = await self._get(upload_id)
         if upload.status == "completed":
@@ -129,7 +143,7 @@ class UploadService:
         if not await self.store.claim(upload.id, self.files.now()):
             return await self._after_lost_claim(upload_id, part_ids, md5)
         try:
-            file = await self.assemble(upload, parts, md5)
+            file = await self.assemble(upload, parts, md5, policy(upload))
         except BaseException:
             await self.store.release(upload.id)  # a failed completion may be retried
             raise
@@ -175,29 +189,6 @@ class UploadService:
             upload = await self.store.get_upload(upload_id) or upload
         return upload
 
-    def _check_declared_bytes(self, declared: int, purpose: str) -> None:
-        if declared < 0:
-            raise InvalidRequest(
-                "Invalid 'bytes': integer below minimum value. "
-                f"Expected a value >= 0, but got {declared} instead.",
-                param="bytes",
-                code="integer_below_min_value",
-            )
-        limit = self._size_limit(purpose)
-        if declared > limit:
-            raise InvalidRequest(
-                "Invalid 'bytes': integer above maximum value. "
-                f"Expected a value <= {limit}, but got {declared} instead.",
-                param="bytes",
-                code="integer_above_max_value",
-            )
-
-    def _size_limit(self, purpose: str) -> int:
-        limit = self.settings.max_upload_bytes
-        if purpose == "batch":  # the Batch API's own limit holds however the file arrives
-            limit = min(limit, purposes.size_limit(purpose, self.settings))
-        return limit
-
     async def _listed_parts(self, upload: UploadRecord, part_ids: Sequence[str]) -> list[PartRecord]:
         """The listed Parts in list order, once each, all of this Upload, adding up to its bytes."""
         if len(part_ids) > MAX_PARTS_PER_COMPLETE:
@@ -224,19 +215,17 @@ class UploadService:
         return parts
 
     async def assemble(
-        self, upload: UploadRecord, parts: list[PartRecord], md5: str | None, *, mime_type: str | None = None
+        self,
+        upload: UploadRecord,
+        parts: list[PartRecord],
+        md5: str | None,
+        policy: FilePolicy,
+        *,
+        mime_type: str | None = None,
     ) -> FileRecord:
-        """Stream the Parts of a claimed Upload into a new File, checking md5 (if given) and purpose."""
+        """Stream the pieces of a claimed Upload into a new File under `policy`, checking md5.
+        `mime_type` None: guessed from the filename."""
         digest = hashlib.md5(usedforsecurity=False) if md5 is not None else None
-        chunks = self._concatenate(parts, digest)
-        staged = await self.files.receive(chunks, purpose=upload.purpose, limit=upload.bytes)
-        if digest is not None and md5 != digest.hexdigest():
-            staged.discard()
-            raise InvalidRequest(
-                f"The md5 of the uploaded bytes ({digest.hexdigest()}) does not match "
-                f"the provided md5 ({md5}).",
-                param="md5",
-            )
         dropped: list[str] = []
 
         async def record(file: FileRecord) -> FileRecord:
@@ -244,18 +233,20 @@ class UploadService:
             dropped.extend(keys)
             return stored
 
-        try:
-            file = await self.files.create_file(
-                staged,
-                filename=upload.filename,
-                purpose=upload.purpose,
-                expires_after=upload.file_expires_after,
-                limit=self._size_limit(upload.purpose),
-                mime_type=mime_type,
-                insert=record,
-            )
-        except ClaimLost:
-            raise InvalidRequest(f"Upload {upload.id} has expired.") from None
+        async with self.files.staging() as staged:
+            exactly_declared = dataclasses.replace(policy, max_bytes=upload.bytes)
+            await staged.receive(self._concatenate(parts, digest), exactly_declared)
+            if digest is not None and md5 != digest.hexdigest():
+                raise InvalidRequest(
+                    f"The md5 of the uploaded bytes ({digest.hexdigest()}) does not match "
+                    f"the provided md5 ({md5}).",
+                    param="md5",
+                )
+            new = NewFile(upload.filename, mime_type, upload.file_expires_after)
+            try:
+                file = await self.files.commit_file(staged, policy, new, insert=record)
+            except ClaimLost:
+                raise InvalidRequest(f"Upload {upload.id} has expired.") from None
         await self.files.delete_blobs(dropped)
         return file
 
@@ -305,6 +296,23 @@ def _refusal(upload: UploadRecord) -> FileDockError | None:
         "expired": InvalidRequest(f"Upload {upload.id} has expired."),
         "completing": UploadBusy(f"Upload {upload.id} is being completed by another request. Retry shortly."),
     }.get(upload.status)
+
+
+def _check_declared_bytes(declared: int, limit: int) -> None:
+    if declared < 0:
+        raise InvalidRequest(
+            "Invalid 'bytes': integer below minimum value. "
+            f"Expected a value >= 0, but got {declared} instead.",
+            param="bytes",
+            code="integer_below_min_value",
+        )
+    if declared > limit:
+        raise InvalidRequest(
+            "Invalid 'bytes': integer above maximum value. "
+            f"Expected a value <= {limit}, but got {declared} instead.",
+            param="bytes",
+            code="integer_above_max_value",
+        )
 
 
 def _overfills(upload: UploadRecord) -> InvalidRequest:

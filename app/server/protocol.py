@@ -1,4 +1,6 @@
-"""uvicorn's httptools protocol with the two limits it lacks: header size and header time.
+"""uvicorn's httptools protocol with the two limits it lacks (header size and header time) and
+the standard ASGI zero-copy send extension: the only code of FileDock that touches server
+internals. `tests/unit/test_server_protocol.py` checks the uvicorn hooks it relies on.
 
 httptools buffers a request's headers without bound and waits for them forever, so one client
 could hold memory with a huge header, or a connection (and a worker's slot) with headers sent
@@ -6,21 +8,36 @@ a byte every few seconds ("slowloris"). This subclass answers 431 to headers ove
 `max_header_bytes` and 408 to headers not complete `header_timeout_seconds` after the request's
 first byte (or after the connection opened, if no byte came), and closes the connection.
 
-`filedock serve` passes `FileDockHttpProtocol` (these limits, plus batched request bodies and
-zero-copy downloads) to uvicorn as `http="app.http_protocol:FileDockHttpProtocol"`: a string,
-since each worker process imports it anew.
+`filedock serve` passes `FileDockHttpProtocol` to uvicorn as
+`http="app.server.protocol:FileDockHttpProtocol"`: a string, since each worker process imports
+it anew. The limits come from the worker's settings through `configure`, which the app factory
+calls before the worker accepts a connection.
 """
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from app.cli import settings_from_environment
-from app.headers import SECURITY_HEADERS
-from app.http_receive import BatchedBodyMixin
-from app.http_sendfile import SendfileMixin
+from app.http.headers import SECURITY_HEADERS
+from app.server.zerocopy import ZeroCopySendMixin
+
+
+@dataclass(frozen=True)
+class HeaderLimits:
+    max_header_bytes: int = 64 * 1024
+    header_timeout_seconds: float = 10.0
+
+
+_limits = HeaderLimits()
+
+
+def configure(limits: HeaderLimits) -> None:
+    """Set the limits every connection of this process gets from now on."""
+    global _limits
+    _limits = limits
 
 
 class _HeadersTooLarge(Exception):
@@ -30,9 +47,8 @@ class _HeadersTooLarge(Exception):
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = settings_from_environment()
-        self.max_header_bytes = settings.max_header_bytes
-        self.header_timeout_seconds = settings.header_timeout_seconds
+        self.max_header_bytes = _limits.max_header_bytes
+        self.header_timeout_seconds = _limits.header_timeout_seconds
         self._header_bytes = 0  # of the current request's line and headers, as parsed
         self._unparsed_bytes = 0  # of whole reads that left its headers incomplete
         self._in_headers = False
@@ -135,6 +151,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-class FileDockHttpProtocol(BatchedBodyMixin, SendfileMixin, LimitedHttpToolsProtocol):
-    """What `filedock serve` runs: httptools with the limits above, request bodies handed over
-    in batches (`app.http_receive`) and downloads sent with `os.sendfile` (`app.http_sendfile`)."""
+class FileDockHttpProtocol(ZeroCopySendMixin, LimitedHttpToolsProtocol):
+    """What `filedock serve` runs: httptools with the limits above, and the zero-copy send
+    extension (`app.server.zerocopy`) that downloads use when it is offered."""

@@ -6,7 +6,6 @@ from urllib.parse import quote, unquote
 
 # A `; name=value` parameter whose value is a quoted string (with backslash escapes) or a token.
 _PARAM = re.compile(r';\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Browsers and the openai SDK escape these three characters in a quoted multipart filename.
 _FORM_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n", "%0d": "\r", "%0a": "\n"}
 # On every response: the stored bytes are untrusted, so should a browser ever render one (a
@@ -43,14 +42,6 @@ def parse_disposition_params(value: str) -> dict[str, str]:
         else:
             params[key] = raw
     return params
-
-
-def display_filename(raw: str | None, *, default: str = "upload") -> str:
-    """The name we store and show: the last path component, without control characters."""
-    if raw is None:
-        return default
-    name = _CONTROL.sub("", re.split(r"[/\\]", raw)[-1]).strip()
-    return default if name in ("", ".", "..") else name
 
 
 def content_disposition(filename: str) -> str:

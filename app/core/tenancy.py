@@ -1,7 +1,8 @@
 """Who is calling: API keys, the projects they belong to, open mode and the per-key rate limit.
 
-Every dialect takes the key from its own headers and asks `authenticate` for the caller's
-project; from there on every query is scoped to it. Keys come from two places:
+Every dialect takes the key from its own headers (`app.http.credentials`) and asks the
+`Authenticator` for the caller's project; from there on every query is scoped to it. Keys
+come from two places:
 - `FILEDOCK_API_KEYS` (`key=project` pairs), hashed into memory at start-up;
 - `filedock keys create`, stored in the database as SHA-256 hashes and looked up on each
   request, so a key created or revoked on one replica counts on every replica at once.
@@ -17,13 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import Request
-from starlette.datastructures import Headers
-from starlette.types import Scope
-
-from app.errors import InvalidRequest, RateLimited, Unauthenticated
-from app.metadata.keys_store import KeyRecord, KeyStore
-from app.metadata.store import DEFAULT_PROJECT
+from app.core.errors import InvalidRequest, RateLimited, Unauthenticated
+from app.core.records import DEFAULT_PROJECT, KeyRecord
+from app.metadata.keys_store import KeyStore
 from app.settings import OpenMode, Settings
 
 KEY_PREFIX = "fd-"
@@ -162,28 +159,6 @@ def _acting_project(record: KeyRecord, acting_for: str | None) -> str:
     if not PROJECT_NAME.fullmatch(acting_for):
         raise InvalidRequest(f"Invalid OpenAI-Project header {acting_for!r}.")
     return acting_for
-
-
-async def identify(scope: Scope, key: str) -> Caller | None:
-    """The caller a request's key stands for, or None. Kept in the request's scope, so a request
-    asked twice (the fast path, then its route) is looked up and rate-counted once."""
-    known: Caller | None = scope.get("filedock.caller")
-    if known is not None:
-        return known
-    authenticator: Authenticator = scope["app"].state.authenticator
-    caller = await authenticator.caller(key, Headers(scope=scope).get(PROJECT_HEADER))
-    if caller is not None:
-        scope["filedock.caller"] = caller
-    return caller
-
-
-async def authenticate(request: Request, key: str, *, missing: str, invalid: str) -> Caller:
-    """The caller of this request, or `Unauthenticated` with the dialect's message. The answer is
-    the same whether or not the requested file exists."""
-    caller = await identify(request.scope, key)
-    if caller is None:
-        raise Unauthenticated(invalid if key else missing, code="invalid_api_key")
-    return caller
 
 
 def masked(key: str) -> str:

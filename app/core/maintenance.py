@@ -17,14 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from app.blobs import BlobStore, BlobStoreError
-from app.errors import StorageUnavailable
-from app.metadata.maintenance_store import exclusive_round, referenced_blob_keys
-from app.service import FileService
-from app.settings import Settings
-from app.uploads import UploadService
+from app.core.errors import StorageUnavailable
+from app.core.files import FileService
+from app.core.uploads import UploadService
+from app.metadata.maintenance_store import MaintenanceStore
 
 log = logging.getLogger("filedock.maintenance")
 GC_BATCH = 500
@@ -39,7 +36,7 @@ class GcReport:
     removed: int = 0  # of those, the ones no row named
 
 
-async def collect_garbage(engine: AsyncEngine, blobs: BlobStore, *, grace_seconds: float) -> GcReport:
+async def collect_garbage(store: MaintenanceStore, blobs: BlobStore, *, grace_seconds: float) -> GcReport:
     """Delete blobs older than `grace_seconds` that no row names."""
     report = GcReport()
     batch: list[str] = []
@@ -47,18 +44,18 @@ async def collect_garbage(engine: AsyncEngine, blobs: BlobStore, *, grace_second
         async for key in blobs.list_keys(time.time() - grace_seconds):
             batch.append(key)
             if len(batch) >= GC_BATCH:
-                await _remove_unreferenced(engine, blobs, batch, report)
+                await _remove_unreferenced(store, blobs, batch, report)
                 batch = []
-        await _remove_unreferenced(engine, blobs, batch, report)
+        await _remove_unreferenced(store, blobs, batch, report)
     except BlobStoreError as exc:
         raise StorageUnavailable(f"The blob store failed during gc: {exc}") from exc
     return report
 
 
 async def _remove_unreferenced(
-    engine: AsyncEngine, blobs: BlobStore, keys: list[str], report: GcReport
+    store: MaintenanceStore, blobs: BlobStore, keys: list[str], report: GcReport
 ) -> None:
-    referenced = await referenced_blob_keys(engine, keys)
+    referenced = await store.referenced_blob_keys(keys)
     report.examined += len(keys)
     for key in keys:
         if key not in referenced:
@@ -74,18 +71,18 @@ class Maintenance:
         self,
         files: FileService,
         uploads: UploadService,
-        engine: AsyncEngine,
+        store: MaintenanceStore,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.files = files
         self.uploads = uploads
-        self.engine = engine
+        self.store = store
         self._clock = clock
         self._last_gc: float | None = None
 
     async def run_round(self, *, gc_grace_seconds: float | None = None) -> GcReport | None:
         """Run a round unless another replica is running one; the gc report if gc ran."""
-        async with exclusive_round(self.engine) as mine:
+        async with self.store.exclusive_round() as mine:
             if not mine:
                 return None
             await self.uploads.sweep()  # first: the Parts it frees are blobs, removed right away
@@ -93,7 +90,7 @@ class Maintenance:
             if gc_grace_seconds is None and not self._gc_due():
                 return None
             grace = gc_grace_seconds if gc_grace_seconds is not None else self._background_grace()
-            report = await collect_garbage(self.engine, self.files.blobs, grace_seconds=grace)
+            report = await collect_garbage(self.store, self.files.blobs, grace_seconds=grace)
             self._last_gc = self._clock()
             return report
 
@@ -111,24 +108,3 @@ class Maintenance:
             except Exception:  # maintenance must outlive a failing database; it retries next round
                 log.exception("maintenance failed; retrying in %.0f s", interval)
             await asyncio.sleep(interval)
-
-
-async def run_gc(settings: Settings) -> GcReport | None:
-    """`filedock gc`: one maintenance round with gc, on stores opened from `settings`."""
-    from app.blobs import open_blob_store
-    from app.metadata.engine import create_engine
-    from app.metadata.migrate import upgrade_to_head_async
-    from app.metadata.store import MetadataStore
-    from app.metadata.uploads_store import UploadStore
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade_to_head_async(settings.database_url)
-    engine = create_engine(settings.database_url, timeout_seconds=settings.storage_timeout_seconds)
-    blobs = open_blob_store(settings)
-    try:
-        files = FileService(settings, MetadataStore(engine), blobs)
-        maintenance = Maintenance(files, UploadService(files, UploadStore(engine)), engine)
-        return await maintenance.run_round(gc_grace_seconds=settings.gc_grace_seconds)
-    finally:
-        await blobs.aclose()
-        await engine.dispose()

@@ -1,25 +1,24 @@
 """`ResumableUploads`: sessions whose chunks arrive in order (Gemini's resumable upload protocol).
 
-A session is an OpenAI Upload of purpose `user_data` (so it shares its table, lifetime and
-sweeping); its unguessable id is the capability a client holds in its upload URL. Each chunk
-must start where the last one ended. It streams into its own blob and is recorded as a Part
-whose id begins with its zero-padded offset, so ordering Parts by id orders them by offset.
-Finalizing streams the Parts, in that order, into one File: memory stays bounded at any size.
+A session is an Upload of purpose `user_data` (so it shares the Uploads' table, lifetime,
+sweeping and assembly in `app.core.uploads`); its unguessable id is the capability a client
+holds in its upload URL. Each chunk must start where the last one ended. It streams into its
+own blob and is recorded as a Part at its offset. Finalizing streams the Parts, in offset
+order, into one File: memory stays bounded at any size.
 """
 
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
-from app import ids
-from app.errors import FileTooLarge, InvalidRequest, QuotaExceeded, UploadBusy, UploadNotFound
-from app.metadata.store import FileRecord
-from app.metadata.uploads_store import PartRecord, UploadRecord
-from app.uploads import UploadService
+from app.core import ids
+from app.core.errors import FileTooLarge, InvalidRequest, QuotaExceeded, UploadBusy, UploadNotFound
+from app.core.policy import FilePolicy
+from app.core.records import FileRecord, UploadRecord
+from app.core.uploads import NewUpload, UploadService
 
-log = logging.getLogger("filedock.resumable")
+log = logging.getLogger("filedock.gemini.sessions")
 SESSION_PURPOSE = "user_data"
-_OFFSET_DIGITS = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +45,8 @@ class ResumableUploads:
         """Open a session for a file of exactly `size` bytes, refused above `limit`."""
         if size > limit:
             raise FileTooLarge(f"File is too large: {size} bytes. Maximum per file is {limit} bytes.")
-        return await self.uploads.create(
-            filename=filename,
-            purpose=SESSION_PURPOSE,
-            bytes=size,
-            mime_type=mime_type,
-            expires_after=lifetime,
-        )
+        new = NewUpload(filename, SESSION_PURPOSE, size, mime_type, file_expires_after=lifetime)
+        return await self.uploads.create(new, max_bytes=self.files.settings.max_upload_bytes)
 
     def for_project(self, project: str) -> "ResumableUploads":
         return ResumableUploads(self.uploads.for_project(project))
@@ -74,33 +68,25 @@ class ResumableUploads:
         """Store one chunk starting at `offset`; returns the session with the chunk counted."""
         check_offset(upload, offset)
         room = upload.bytes - upload.received_bytes
-        try:
-            staged = await self.files.receive(chunks, purpose=None, limit=room)
-        except FileTooLarge:
-            raise InvalidRequest(f"The chunk goes past the declared size of {upload.bytes} bytes.") from None
-        if staged.size == 0:
-            staged.discard()
-            return upload
-        now = self.files.now()
-        key = await self.files.keep_blob(staged)
-        part_id = f"part_{offset:0{_OFFSET_DIGITS}d}{ids.new_blob_key()[:16]}"
-        stored = False
-        try:
-            stored = await self.store.add_part(
-                PartRecord(part_id, upload.id, staged.size, now, key), now, at_offset=offset
-            )
-        finally:
-            if not stored:
-                await self.files.delete_blobs([key])
-        if not stored:  # another chunk for this offset won, or the session closed meanwhile
+        async with self.files.staging() as staged:
+            try:
+                await staged.receive(chunks, FilePolicy(None, room))
+            except FileTooLarge:
+                raise InvalidRequest(
+                    f"The chunk goes past the declared size of {upload.bytes} bytes."
+                ) from None
+            if staged.size == 0:
+                return upload
+            part = await self.uploads.add_part(upload, staged, at_offset=offset)
+        if part is None:  # another chunk for this offset won, or the session closed meanwhile
             current = await self.uploads.open_for_parts(upload.id)
             raise InvalidRequest(
                 f"Invalid X-Goog-Upload-Offset {offset}: "
                 f"the upload has received {current.received_bytes} bytes."
             )
-        return dataclasses.replace(upload, received_bytes=upload.received_bytes + staged.size)
+        return dataclasses.replace(upload, received_bytes=upload.received_bytes + part.bytes)
 
-    async def finalize(self, upload: UploadRecord) -> FileRecord:
+    async def finalize(self, upload: UploadRecord, policy: FilePolicy) -> FileRecord:
         """Assemble every chunk into the File; the session must hold exactly its declared bytes."""
         if upload.received_bytes != upload.bytes:
             raise InvalidRequest(
@@ -110,7 +96,7 @@ class ResumableUploads:
         if not await self.store.claim(upload.id, self.files.now()):
             raise UploadBusy(f"Upload {upload.id} is being finalized by another request. Retry shortly.")
         try:
-            return await self.uploads.assemble(upload, parts, None, mime_type=upload.mime_type)
+            return await self.uploads.assemble(upload, parts, None, policy, mime_type=upload.mime_type)
         except QuotaExceeded:
             # The reply says `final`: no client resumes this session, so free its bytes now.
             await self.store.release(upload.id)

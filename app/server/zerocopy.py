@@ -1,16 +1,19 @@
-"""Zero-copy downloads: a uvicorn httptools protocol that sends file bytes with `os.sendfile`.
+"""The standard ASGI zero-copy send extension for uvicorn's httptools protocol.
 
-The protocol offers the ASGI extension `filedock.sendfile` in `scope["extensions"]`. An app that
-sees it may, after `http.response.start` with a `content-length`, send one message
+uvicorn does not implement `http.response.zerocopysend`; this mixin does, for plain-text
+connections. It offers the extension in `scope["extensions"]`, and an app that sees it may,
+after `http.response.start` with a `content-length`, send one message
 
-    {"type": "filedock.response.sendfile", "fd": <open file>, "offset": <int>, "count": <int>}
+    {"type": "http.response.zerocopysend", "file": <object with fileno()>, "offset": <int>,
+     "count": <int>, "more_body": False}
 
-instead of `http.response.body` messages: `count` bytes of the file from `offset` then go from the
-page cache to the socket without passing through Python. The app still owns `fd` and closes it
-once `send` returns. Like uvicorn's own `send`, a client that went away is not an error.
+instead of `http.response.body` messages: `count` bytes of the file from `offset` then go from
+the page cache to the socket with `os.sendfile`, without passing through Python. The app still
+owns the file and closes it once `send` returns. Like uvicorn's own `send`, a client that went
+away is not an error. Only what FileDock sends is supported: the whole remaining body in one
+message, with an explicit offset and count.
 
-`SendfileMixin` is meant to be composed with other protocol mixins, e.g.
-`class Protocol(SendfileMixin, LimitsMixin, HttpToolsProtocol)`.
+Compose it like `class Protocol(ZeroCopySendMixin, LimitsMixin, HttpToolsProtocol)`.
 """
 
 import asyncio
@@ -19,19 +22,16 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Send
-from starlette.types import Scope as StarletteScope
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-EXTENSION = "filedock.sendfile"
-MESSAGE = "filedock.response.sendfile"
+EXTENSION = "http.response.zerocopysend"
+MESSAGE = EXTENSION
 MAX_SENDFILE_BYTES = 0x7FFFF000  # Linux sends at most this much per call
 
 
-class SendfileMixin:
-    """Wraps each request's ASGI app so its `send` also understands `filedock.response.sendfile`."""
+class ZeroCopySendMixin:
+    """Wraps each request's ASGI app so its `send` also understands `http.response.zerocopysend`."""
 
     transport: asyncio.Transport
 
@@ -59,7 +59,10 @@ async def _app_with_sendfile(
         if message["type"] != MESSAGE:
             return await send(message)
         fields: dict[str, Any] = dict(message)
-        await _sendfile(transport, cycle, socket_fd, fields["fd"], fields["offset"], fields["count"])
+        if fields.get("more_body") or "offset" not in fields or "count" not in fields:
+            raise RuntimeError(f"'{MESSAGE}' is supported with an offset, a count and no more body")
+        fd = fields["file"].fileno()
+        await _sendfile(transport, cycle, socket_fd, fd, fields["offset"], fields["count"])
         await send({"type": "http.response.body", "body": b"", "more_body": False})  # uvicorn completes
 
     await app(scope, receive, send_or_sendfile)
@@ -130,26 +133,3 @@ async def _pump_when_writable(
     finally:
         loop.remove_writer(watch_fd)
         os.close(watch_fd)
-
-
-class BlobResponse(StreamingResponse):
-    """Streams a blob's chunks; sends it zero-copy instead when both the server (the extension
-    above) and the blob (a `sendfile_range()` method, the local store's readers) allow it.
-    A blob with a `close()` method is closed when the response ends, however it ends.
-    """
-
-    async def __call__(self, scope: StarletteScope, receive: Receive, send: Send) -> None:
-        sendfile_range = getattr(self.body_iterator, "sendfile_range", None)
-        try:
-            if sendfile_range is None or EXTENSION not in scope.get("extensions", {}):
-                return await super().__call__(scope, receive, send)
-            fd, offset, count = sendfile_range()
-            start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-            await send(start)
-            await send({"type": MESSAGE, "fd": fd, "offset": offset, "count": count})
-        finally:
-            close = getattr(self.body_iterator, "close", None)
-            if close is not None:
-                close()
-        if self.background is not None:
-            await self.background()

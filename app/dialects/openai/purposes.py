@@ -1,13 +1,16 @@
-"""What each OpenAI purpose accepts: extensions, size limits, default expiry, content checks."""
+"""What each OpenAI purpose accepts: extensions, size limits, default expiry, content checks.
 
+`file_policy` and `upload_policy` state them as the `FilePolicy` the core applies.
+"""
+
+import functools
 import json
-import mimetypes
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from app.errors import FileTooLarge, InvalidRequest
+from app.core.errors import InvalidRequest
+from app.core.policy import FilePolicy
 from app.settings import Settings
 
 CREATABLE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -56,18 +59,32 @@ def size_limit(purpose: str | None, settings: Settings) -> int:
     return settings.max_file_bytes
 
 
-def too_large(purpose: str | None, limit: int) -> FileTooLarge:
-    scope = f"for purpose '{purpose}'" if purpose else "per file"
-    return FileTooLarge(f"File is too large: over {limit} bytes. Maximum {scope} is {limit} bytes.")
-
-
 def default_expiry_seconds(purpose: str) -> int | None:
     return BATCH_DEFAULT_EXPIRY_SECONDS if purpose == "batch" else None
 
 
-def guess_mime_type(filename: str) -> str:
-    mime, _ = mimetypes.guess_type(filename, strict=False)
-    return mime or "application/octet-stream"
+def file_policy(purpose: str | None, settings: Settings) -> FilePolicy:
+    """The policy of a file sent to `POST /files`; `None` while the purpose is not known yet."""
+    if purpose is None:
+        return FilePolicy(None, settings.max_file_bytes)
+    return FilePolicy(
+        purpose,
+        size_limit(purpose, settings),
+        content_check=functools.partial(JsonlChecker, settings.max_batch_line_bytes)
+        if purpose == "batch"
+        else None,
+        default_expiry_seconds=default_expiry_seconds(purpose),
+    )
+
+
+def upload_policy(purpose: str, settings: Settings) -> FilePolicy:
+    """The policy of a file assembled by the Uploads API: larger files, the purpose's other rules
+    (the Batch API's own size limit holds however the file arrives)."""
+    limit = settings.max_upload_bytes
+    if purpose == "batch":
+        limit = min(limit, size_limit(purpose, settings))
+    policy = file_policy(purpose, settings)
+    return FilePolicy(purpose, limit, policy.content_check, policy.default_expiry_seconds)
 
 
 @dataclass
@@ -121,13 +138,6 @@ class JsonlChecker:
         return InvalidRequest(
             f"Invalid file for Batch API: line {line_number} is longer than {self.max_line_bytes} bytes."
         )
-
-
-def content_checker(purpose: str, settings: Settings) -> Callable[[], JsonlChecker] | None:
-    """A factory for the streaming content check a purpose needs, if any."""
-    if purpose == "batch":
-        return lambda: JsonlChecker(settings.max_batch_line_bytes)
-    return None
 
 
 MIN_EXPIRES_AFTER_SECONDS = 3600

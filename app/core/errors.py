@@ -1,4 +1,5 @@
-"""Domain errors, free of any dialect. Each dialect renders them in its own error JSON.
+"""Domain errors, free of any dialect: they carry data (ids, limits), and each dialect renders
+them in its own error JSON and words.
 
 FileDockError
 ├── Unauthenticated          no or wrong API key
@@ -17,7 +18,14 @@ FileDockError
 ├── RateLimited              the API key sent too many requests; retry after a while
 └── StorageUnavailable       the database or blob store failed; retrying may help
     └── UploadBusy           another request is completing this Upload; the retry sees the result
+
+What a store tells the core, never shown to a client as such:
+OverQuota                    recording a file would take its project over a quota
+CursorNotFound               a list cursor names an id never issued to this project
+ClaimLost                    an Upload left `completing` before its File could be recorded
 """
+
+from app.core.records import ProjectUsage
 
 
 class FileDockError(Exception):
@@ -43,8 +51,10 @@ class NotFound(FileDockError):
 
 
 class FileNotFound(NotFound):
+    """`file_id` as the client named it: each dialect words the message in its own id form."""
+
     def __init__(self, file_id: str) -> None:
-        super().__init__(f"No such File object: {file_id}", param="id")
+        super().__init__(f"No such file: {file_id}", param="id")
         self.file_id = file_id
 
 
@@ -71,7 +81,12 @@ class QuotaExceeded(InvalidRequest):
 
 
 class DownloadRefused(InvalidRequest):
-    pass
+    """The download policy keeps this file's bytes from clients; `file_id` as the client named it."""
+
+    def __init__(self, file_id: str, purpose: str) -> None:
+        super().__init__(f"File {file_id} is not downloadable.")
+        self.file_id = file_id
+        self.purpose = purpose
 
 
 class UnsupportedMediaType(FileDockError):
@@ -117,3 +132,20 @@ class StorageUnavailable(FileDockError):
 class UploadBusy(StorageUnavailable):
     """Another request is completing this Upload. A 503 the SDK retries (never a 409, see
     spec §5.3), and the retry gets the completed Upload or the reason it failed."""
+
+
+class OverQuota(Exception):
+    """Recording a file would take its project over a quota; nothing was recorded."""
+
+    def __init__(self, usage: ProjectUsage, adding_bytes: int) -> None:
+        super().__init__(usage.name)
+        self.usage = usage
+        self.adding_bytes = adding_bytes
+
+
+class CursorNotFound(Exception):
+    """`after` names an id never issued to this project (or whose tombstone has been purged)."""
+
+
+class ClaimLost(Exception):
+    """The Upload left `completing` (the sweeper expired it) before the File could be recorded."""

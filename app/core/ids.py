@@ -1,0 +1,54 @@
+"""Server-made identifiers. Ids from clients are validated here before they reach SQL or a path."""
+
+import re
+import secrets
+import string
+
+ALPHABET = string.ascii_letters + string.digits
+ID_BODY_LENGTH = 24
+_OPENAI_FILE_ID = re.compile(r"file-[A-Za-z0-9]{1,64}")
+_UPLOAD_ID = re.compile(r"upload_[A-Za-z0-9]{1,64}")
+_PART_ID = re.compile(r"part_[A-Za-z0-9]{1,64}")
+
+
+def _random_body() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(ID_BODY_LENGTH))
+
+
+def new_file_id() -> str:
+    """`file-` and 24 random base62 characters (~143 bits), as the OpenAI dialect shows them."""
+    return "file-" + "".join(secrets.choice(ALPHABET) for _ in range(ID_BODY_LENGTH))
+
+
+def is_valid_file_id(value: str) -> bool:
+    """True when `value` could be an id we issued; anything else cannot name a file."""
+    return _OPENAI_FILE_ID.fullmatch(value) is not None
+
+
+def new_blob_key() -> str:
+    """A fresh blob key: 24 random base62 characters, shared by file and part blobs."""
+    return _random_body()
+
+
+def new_upload_id() -> str:
+    """`upload_` and 24 random base62 characters."""
+    return "upload_" + _random_body()
+
+
+_OFFSET_DIGITS = 16
+
+
+def new_part_id(at_offset: int | None = None) -> str:
+    """`part_` and 24 random base62 characters; a piece at an offset (a resumable session's
+    chunk) begins with the offset zero-padded, so ordering Parts by id orders them by offset."""
+    if at_offset is None:
+        return "part_" + _random_body()
+    return f"part_{at_offset:0{_OFFSET_DIGITS}d}{_random_body()[:16]}"
+
+
+def is_valid_upload_id(value: str) -> bool:
+    return _UPLOAD_ID.fullmatch(value) is not None
+
+
+def is_valid_part_id(value: str) -> bool:
+    return _PART_ID.fullmatch(value) is not None

@@ -1,0 +1,93 @@
+"""The records the core works with: plain values the stores hand out and take in.
+
+No SQL and no wire shapes here: `app.metadata` fills these from rows, each dialect turns them
+into its own JSON.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+Order = Literal["asc", "desc"]
+DEFAULT_PROJECT = "default"
+
+
+# Not frozen: a frozen dataclass takes eight times as long to build (2.5 µs against 0.3 µs),
+# and every list page builds a hundred. Treat records as values all the same.
+@dataclass(slots=True)
+class FileRecord:
+    id: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: int
+    expires_at: int | None
+    status: str
+    status_details: str | None
+    mime_type: str
+    sha256: str
+    blob_key: str
+    project: str = DEFAULT_PROJECT
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A project's limits: bytes and number of live files."""
+
+    max_bytes: int = 2_500_000_000_000
+    max_files: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class ProjectUsage:
+    name: str
+    bytes: int
+    files: int
+    max_bytes: int  # the effective limits: the project's own, else the default
+    max_files: int
+
+    def has_room_for(self, size: int) -> bool:
+        """One more file of `size` bytes stays within both limits."""
+        return self.bytes + size <= self.max_bytes and self.files + 1 <= self.max_files
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """A file sent in Parts (OpenAI Uploads) or in chunks (Gemini resumable sessions)."""
+
+    id: str
+    filename: str
+    purpose: str
+    bytes: int
+    mime_type: str
+    created_at: int
+    expires_at: int
+    status: str  # pending, completing, completed, cancelled or expired
+    file_expires_after: int | None
+    received_bytes: int = 0
+    file_id: str | None = None
+    part_ids: tuple[str, ...] | None = None
+    md5: str | None = None
+    project: str = DEFAULT_PROJECT
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    id: str
+    upload_id: str
+    bytes: int
+    created_at: int
+    blob_key: str
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An API key as stored: its SHA-256, never the key itself."""
+
+    id: str
+    key_hash: str
+    prefix: str
+    project: str
+    admin: bool
+    created_at: int
+    revoked_at: int | None = None

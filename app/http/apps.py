@@ -1,0 +1,16 @@
+"""Each non-OpenAI dialect is a sub-application mounted at its prefix, rendering its own errors.
+
+The sub-apps share the root app's `state` (the services opened in its lifespan). Errors raised
+in a sub-app's routes, and its unknown routes, are rendered in that dialect's error JSON.
+"""
+
+from fastapi import APIRouter, FastAPI
+
+from app.http.errors import Renderer, install_error_handlers
+
+
+def create_dialect_app(title: str, router: APIRouter, render: Renderer) -> FastAPI:
+    sub = FastAPI(title=title, openapi_url=None, docs_url=None, redoc_url=None)
+    sub.include_router(router)
+    install_error_handlers(sub, render)
+    return sub

@@ -1,0 +1,54 @@
+"""`open_stores(settings)`: the one place the database and the blob store are opened, for
+`serve`, the admin commands and gc alike, with the same settings (durability, timeouts, quota)."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from app.blobs import BlobStore, open_blob_store
+from app.core.files import FileService, project_quota
+from app.core.uploads import UploadService
+from app.metadata.engine import create_engine
+from app.metadata.keys_store import KeyStore
+from app.metadata.maintenance_store import MaintenanceStore
+from app.metadata.migrate import upgrade_to_head_async
+from app.metadata.store import MetadataStore
+from app.metadata.uploads_store import UploadStore
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Stores:
+    files: FileService
+    uploads: UploadService
+    keys: KeyStore
+    maintenance: MaintenanceStore
+
+    @property
+    def metadata(self) -> MetadataStore:
+        return self.files.metadata
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.files.blobs
+
+
+@contextlib.asynccontextmanager
+async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
+    """Migrate the database to the newest schema, open both stores, and close them on exit."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await upgrade_to_head_async(settings.database_url)
+    engine = create_engine(
+        settings.database_url, durable=settings.fsync, timeout_seconds=settings.storage_timeout_seconds
+    )
+    try:
+        blobs = open_blob_store(settings)
+        try:
+            quota = project_quota(settings)
+            files = FileService(settings, MetadataStore(engine, quota), blobs)
+            uploads = UploadService(files, UploadStore(engine, quota))
+            yield Stores(files, uploads, KeyStore(engine), MaintenanceStore(engine))
+        finally:
+            await blobs.aclose()
+    finally:
+        await engine.dispose()
