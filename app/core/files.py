@@ -22,7 +22,6 @@ from app.core.errors import (
     CursorNotFound,
     DownloadRefused,
     FileNotFound,
-    InvalidRequest,
     NotFound,
     OverQuota,
     QuotaExceeded,
@@ -139,15 +138,11 @@ class FileService:
             raise ValueError("a file needs its purpose before it is recorded")
         if staged.size > policy.max_bytes:
             raise policy.too_large()
-        if policy.content_check and staged.checked_purpose != policy.purpose:
-            # The content check runs while bytes stream in, so it needs the purpose first.
-            raise InvalidRequest(
-                f"For purpose '{policy.purpose}', send the 'purpose' field before the 'file' part.",
-                param="purpose",
-            )
         record = self._new_record(staged, policy, new)
         await staged.keep()
         try:
+            if policy.content_check and staged.checked_purpose != policy.purpose:
+                await self._check_kept(record.blob_key, policy)  # the purpose came after the bytes
             record.sha256 = staged.writer.sha256_hex()
             return await self._insert_within_quota(record, insert or self.metadata.insert_file)
         except OverQuota as exc:

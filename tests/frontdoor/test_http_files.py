@@ -383,10 +383,36 @@ def test_file_part_before_purpose_is_accepted_for_user_data(http: httpx.Client) 
     assert response.json()["filename"] == "first.txt"
 
 
-def test_file_part_before_purpose_is_refused_for_batch(server: FileDockServer, http: httpx.Client) -> None:
-    response = upload(http, ("file", "b.jsonl", b"{}\n"), ("purpose", None, b"batch"))
-    assert openai_error(response, 400)["param"] == "purpose"
+def chunked(body: bytes, size: int = 7) -> Iterator[bytes]:
+    """The body as a generator: httpx then streams it with `transfer-encoding: chunked`, as
+    openai-node does."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def test_file_part_before_purpose_is_accepted_for_batch(http: httpx.Client) -> None:
+    # openai-node 5.x+ writes parts in the key order of `{file, purpose}`, streamed chunked.
+    body = multipart(("file", "b.jsonl", b'{"a": 1}\n{"b": 2}\n'), ("purpose", None, b"batch"))
+    response = http.post("/files", content=chunked(body), headers={"content-type": MULTIPART})
+    assert response.status_code == 200, response.text
+    assert (response.json()["purpose"], response.json()["bytes"]) == ("batch", 18)
+    assert http.get(f"/files/{response.json()['id']}/content").content == b'{"a": 1}\n{"b": 2}\n'
+
+
+def test_file_part_before_purpose_still_gets_the_content_check(
+    server: FileDockServer, http: httpx.Client
+) -> None:
+    blobs_before = server.blob_files()
+    body = multipart(("file", "b.jsonl", b'{"a": 1}\nnot json\n'), ("purpose", None, b"batch"))
+    response = http.post("/files", content=chunked(body), headers={"content-type": MULTIPART})
+    assert "line 2 is not a JSON object" in openai_error(response, 400)["message"]
     assert server.leftovers() == []
+    assert server.blob_files() == blobs_before  # the kept blob was removed again
+
+
+def test_file_part_before_purpose_is_checked_for_extension(http: httpx.Client) -> None:
+    response = upload(http, ("file", "b.json", b"{}\n"), ("purpose", None, b"batch"))
+    assert openai_error(response, 400)["message"] == "Invalid file format for Batch API. Must be .jsonl"
 
 
 def test_two_file_parts_are_400(server: FileDockServer, http: httpx.Client) -> None:
