@@ -13,11 +13,18 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
-# The file_search formats of OpenAI's docs (spec §4.1).
-DEFAULT_ASSISTANTS_EXTENSIONS = (
-    *(".c", ".cs", ".cpp", ".doc", ".docx", ".html", ".java", ".json", ".md", ".pdf"),
+# What `purpose=assistants` takes at upload time: the union of two documented lists.
+# File search, "Supported files" (platform.openai.com/docs/assistants/tools/file-search):
+FILE_SEARCH_EXTENSIONS = (
+    *(".c", ".cs", ".cpp", ".doc", ".docx", ".go", ".html", ".java", ".json", ".md", ".pdf"),
     *(".php", ".pptx", ".py", ".rb", ".tex", ".txt", ".css", ".js", ".sh", ".ts"),
 )
+# Code Interpreter, "Supported files" (platform.openai.com/docs/assistants/tools/code-interpreter),
+# beyond the list above; `.webp` is among the image formats the API takes for images.
+CODE_INTERPRETER_EXTENSIONS = (
+    *(".csv", ".jpeg", ".jpg", ".gif", ".pkl", ".png", ".tar", ".xlsx", ".xml", ".zip", ".webp"),
+)
+DEFAULT_ASSISTANTS_EXTENSIONS = FILE_SEARCH_EXTENSIONS + CODE_INTERPRETER_EXTENSIONS
 
 
 class OpenMode(StrEnum):
@@ -73,7 +80,7 @@ class Settings(BaseSettings):
     )
     assistants_extensions: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_ASSISTANTS_EXTENSIONS),
-        description="Comma-separated extensions accepted for purpose=assistants; empty accepts any.",
+        description="Comma-separated extensions (any case) accepted for purpose=assistants; empty: any.",
     )
     download_policy: DownloadPolicy = Field(
         DownloadPolicy.PERMISSIVE, description="`permissive` or `vendor` (refuse as the real API does)."

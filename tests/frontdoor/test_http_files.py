@@ -415,6 +415,13 @@ def test_file_part_before_purpose_is_checked_for_extension(http: httpx.Client) -
     assert openai_error(response, 400)["message"] == "Invalid file format for Batch API. Must be .jsonl"
 
 
+@pytest.mark.parametrize("name", ["data.csv", "Sheet.XLSX", "plot.png", "bundle.zip", "main.go", "notes.md"])
+def test_assistants_takes_file_search_and_code_interpreter_formats(http: httpx.Client, name: str) -> None:
+    response = upload(http, ("purpose", None, b"assistants"), ("file", name, b"x"))
+    assert response.status_code == 200, response.text
+    assert response.json()["purpose"] == "assistants"
+
+
 def test_two_file_parts_are_400(server: FileDockServer, http: httpx.Client) -> None:
     response = upload(http, PURPOSE, ("file", "a.txt", b"a"), ("file", "b.txt", b"b"))
     assert openai_error(response, 400)["param"] == "file"
