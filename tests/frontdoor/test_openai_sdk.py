@@ -28,6 +28,25 @@ def test_create_batch_file_from_path(client: openai.OpenAI, tmp_path: Path) -> N
     assert created.expires_at == created.created_at + THIRTY_DAYS
 
 
+@pytest.mark.parametrize("purpose", ["batch", "fine-tune", "evals"])
+def test_bare_bytes_are_taken_for_jsonl_purposes(client: openai.OpenAI, purpose: str) -> None:
+    # The SDK names a file sent as bare bytes `upload`, with no extension.
+    created = client.files.create(file=b'{"a": 1}\n{"b": 2}\n', purpose=purpose)
+    assert (created.filename, created.purpose) == ("upload", purpose)
+    assert client.files.content(created.id).content == b'{"a": 1}\n{"b": 2}\n'
+
+
+@pytest.mark.parametrize("purpose", ["batch", "fine-tune"])
+def test_bare_bytes_for_jsonl_purposes_must_be_jsonl(client: openai.OpenAI, purpose: str) -> None:
+    with pytest.raises(openai.BadRequestError, match="line 2 is not a JSON object"):
+        client.files.create(file=b'{"a": 1}\nplain text\n', purpose=purpose)
+
+
+def test_a_wrong_extension_for_batch_keeps_the_real_message(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match=r"Invalid file format for Batch API\. Must be \.jsonl"):
+        client.files.create(file=("in.json", b"{}\n"), purpose="batch")
+
+
 def test_user_data_never_expires_unless_asked(client: openai.OpenAI) -> None:
     plain = client.files.create(file=("a.txt", b"x"), purpose="user_data")
     assert plain.expires_at is None
@@ -57,7 +76,7 @@ def test_expires_after_bounds_are_inclusive(client: openai.OpenAI, seconds: int)
 )
 def test_expires_after_out_of_range_is_400(client: openai.OpenAI, expires_after: dict, param: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.files.create(file=("a.txt", b"x"), purpose="user_data", expires_after=expires_after)  # type: ignore[arg-type]
+        client.files.create(file=("a.txt", b"x"), purpose="user_data", expires_after=expires_after)
     assert caught.value.param == param
 
 
@@ -147,7 +166,7 @@ def test_files_the_purpose_refuses_are_400(
     client: openai.OpenAI, server: FileDockServer, purpose: str, name: str, content: bytes
 ) -> None:
     with pytest.raises(openai.BadRequestError):
-        client.files.create(file=(name, content), purpose=purpose)  # type: ignore[arg-type]
+        client.files.create(file=(name, content), purpose=purpose)
     assert server.leftovers() == []
 
 

@@ -197,6 +197,8 @@ def test_check_expires_after_checks_the_anchor_first() -> None:
         pytest.param("batch", "IN.JSONL", id="batch-upper-case"),
         pytest.param("fine-tune", "train.jsonl", id="fine-tune-jsonl"),
         pytest.param("evals", "eval.jsonl", id="evals-jsonl"),
+        pytest.param("batch", "upload", id="batch-bare-bytes"),
+        pytest.param("fine-tune", "upload", id="fine-tune-bare-bytes"),
         pytest.param("vision", "cat.PNG", id="vision-png"),
         pytest.param("vision", "cat.webp", id="vision-webp"),
         pytest.param("assistants", "notes.txt", id="assistants-txt"),
@@ -215,9 +217,7 @@ def test_check_extension_accepts_the_purposes_formats(
     ("purpose", "filename", "message"),
     [
         pytest.param("batch", "in.txt", "Invalid file format for Batch API. Must be .jsonl", id="batch-txt"),
-        pytest.param(
-            "batch", "upload", "Invalid file format for Batch API. Must be .jsonl", id="batch-bare-bytes"
-        ),
+        pytest.param("batch", "in.json", "Invalid file format for Batch API", id="batch-json"),
         pytest.param("batch", "in.jsonl.txt", "Must be .jsonl", id="batch-double-extension"),
         pytest.param("fine-tune", "train.csv", "Invalid file format for Fine-Tuning API", id="fine-tune-csv"),
         pytest.param("evals", "eval.json", "Invalid file format for Fine-Tuning API", id="evals-json"),

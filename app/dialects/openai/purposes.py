@@ -6,11 +6,12 @@
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from app.core.errors import InvalidRequest
-from app.core.policy import FilePolicy
+from app.core.policy import ContentCheck, FilePolicy
 from app.settings import Settings
 
 CREATABLE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -35,12 +36,13 @@ def check_purpose(purpose: str | None) -> str:
 
 
 def check_extension(purpose: str, filename: str, settings: Settings) -> None:
-    """Refuse a filename whose extension the purpose does not accept (the real API's rule)."""
+    """Refuse a filename whose extension the purpose does not accept (the real API's rule).
+
+    A JSONL purpose also takes a name with no extension at all: the SDKs name a file sent as
+    bare bytes `upload`. Its content must then pass the JSONL check (`file_policy`)."""
     extension = PurePosixPath(filename).suffix.lower()
-    if purpose == "batch" and extension != ".jsonl":
-        raise InvalidRequest("Invalid file format for Batch API. Must be .jsonl")
-    if purpose in ("fine-tune", "evals") and extension != ".jsonl":
-        raise InvalidRequest("Invalid file format for Fine-Tuning API. Must be .jsonl")
+    if purpose in JSONL_PURPOSES and extension not in (".jsonl", ""):
+        raise InvalidRequest(f"Invalid file format for {_jsonl_api(purpose)}. Must be .jsonl")
     allowed = {
         "vision": IMAGE_EXTENSIONS,
         "assistants": tuple(settings.assistants_extensions),
@@ -63,28 +65,38 @@ def default_expiry_seconds(purpose: str) -> int | None:
     return BATCH_DEFAULT_EXPIRY_SECONDS if purpose == "batch" else None
 
 
-def file_policy(purpose: str | None, settings: Settings) -> FilePolicy:
+def file_policy(purpose: str | None, settings: Settings, filename: str) -> FilePolicy:
     """The policy of a file sent to `POST /files`; `None` while the purpose is not known yet."""
     if purpose is None:
         return FilePolicy(None, settings.max_file_bytes)
     return FilePolicy(
         purpose,
         size_limit(purpose, settings),
-        content_check=functools.partial(JsonlChecker, settings.max_batch_line_bytes)
-        if purpose == "batch"
-        else None,
+        content_check=_content_check(purpose, filename, settings),
         default_expiry_seconds=default_expiry_seconds(purpose),
     )
 
 
-def upload_policy(purpose: str, settings: Settings) -> FilePolicy:
+def upload_policy(purpose: str, settings: Settings, filename: str) -> FilePolicy:
     """The policy of a file assembled by the Uploads API: larger files, the purpose's other rules
     (the Batch API's own size limit holds however the file arrives)."""
     limit = settings.max_upload_bytes
     if purpose == "batch":
         limit = min(limit, size_limit(purpose, settings))
-    policy = file_policy(purpose, settings)
+    policy = file_policy(purpose, settings, filename)
     return FilePolicy(purpose, limit, policy.content_check, policy.default_expiry_seconds)
+
+
+def _content_check(purpose: str, filename: str, settings: Settings) -> Callable[[], ContentCheck] | None:
+    """Batch files are always checked; other JSONL purposes when no extension says what they are."""
+    unnamed_jsonl = purpose in JSONL_PURPOSES and not PurePosixPath(filename).suffix
+    if purpose == "batch" or unnamed_jsonl:
+        return functools.partial(JsonlChecker, settings.max_batch_line_bytes, _jsonl_api(purpose))
+    return None
+
+
+def _jsonl_api(purpose: str) -> str:
+    return "Batch API" if purpose == "batch" else "Fine-Tuning API"
 
 
 @dataclass
@@ -95,6 +107,7 @@ class JsonlChecker:
     """
 
     max_line_bytes: int
+    api: str = "Batch API"  # whose rules these are, for the messages
     _partial: bytearray | None = None
     _line_number: int = 0
 
@@ -122,7 +135,7 @@ class JsonlChecker:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidRequest("Invalid file for Batch API. Must be utf-8 encoded") from None
+            raise InvalidRequest(f"Invalid file for {self.api}. Must be utf-8 encoded") from None
         if not text.strip():
             return
         try:
@@ -131,12 +144,12 @@ class JsonlChecker:
             parsed = None
         if not isinstance(parsed, dict):
             raise InvalidRequest(
-                f"Invalid file for Batch API: line {self._line_number} is not a JSON object."
+                f"Invalid file for {self.api}: line {self._line_number} is not a JSON object."
             )
 
     def _too_long(self, line_number: int) -> InvalidRequest:
         return InvalidRequest(
-            f"Invalid file for Batch API: line {line_number} is longer than {self.max_line_bytes} bytes."
+            f"Invalid file for {self.api}: line {line_number} is longer than {self.max_line_bytes} bytes."
         )
 
 

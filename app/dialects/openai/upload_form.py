@@ -46,7 +46,7 @@ async def create_file_from_form(request: Request, service: FileService) -> FileR
             )
         expires_after = _expires_after(fields)
         purposes.check_extension(purpose, filename, settings)
-        policy = purposes.file_policy(purpose, settings)
+        policy = purposes.file_policy(purpose, settings, filename)
         return await service.commit_file(staged, policy, NewFile(filename, expires_after=expires_after))
 
 
@@ -60,7 +60,7 @@ async def _read_form(
         nonlocal filename
         filename = check_filename(display_filename(part.filename), service.settings.max_filename_bytes)
         known_purpose = _checks_before_bytes(fields, filename, service)
-        await staged.receive(form.chunks(), purposes.file_policy(known_purpose, service.settings))
+        await staged.receive(form.chunks(), purposes.file_policy(known_purpose, service.settings, filename))
 
     second = InvalidRequest("Expected exactly one 'file' part.", param="file")
     fields, _ = await read_form(form, receive, second_file=second)

@@ -43,7 +43,7 @@ async def create_upload(request: Request, uploads: UploadsDep) -> UploadObject:
         file_expires_after=_expires_after(body.get("expires_after")),
     )
     purposes.check_extension(new.purpose, display_filename(new.filename), uploads.settings)
-    limit = purposes.upload_policy(new.purpose, uploads.settings).max_bytes
+    limit = purposes.upload_policy(new.purpose, uploads.settings, new.filename).max_bytes
     return UploadObject.from_records(await uploads.create(new, max_bytes=limit), None)
 
 
@@ -66,7 +66,7 @@ async def cancel_upload(upload_id: str, uploads: UploadsDep) -> UploadObject:
 
 
 def _policy(uploads: UploadService) -> Callable[[UploadRecord], FilePolicy]:
-    return lambda upload: purposes.upload_policy(upload.purpose, uploads.settings)
+    return lambda upload: purposes.upload_policy(upload.purpose, uploads.settings, upload.filename)
 
 
 def _mime_type(value: str) -> str:
