@@ -34,6 +34,9 @@ class FileDockError(Exception):
     # Seconds after which a retry may succeed; None for a permanent failure. Each dialect turns
     # it into its retry headers.
     retry_after_seconds: float | None = None
+    # Refused before the request body was read: the connection cannot be reused, so the answer
+    # closes it (`connection: close`).
+    body_unread: bool = False
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -94,12 +97,14 @@ class UnsupportedMediaType(FileDockError):
 
 
 class RequestTooLarge(FileDockError):
-    pass
+    body_unread = True
 
 
 class RequestTimeout(FileDockError):
     """The request body sent no byte for `body_idle_timeout_seconds`. Not a permanent failure:
     408 is the one status that says so, and the SDKs' retry of it is what the client wants."""
+
+    body_unread = True
 
     def __init__(self, idle_seconds: float) -> None:
         super().__init__(

@@ -189,15 +189,17 @@ class FileService:
                 raise
         return await insert(record)
 
-    async def check_room(self, size: int) -> None:
+    async def check_room(self, size: int, *, body_unread: bool = False) -> None:
         """Refuse early a file that cannot fit the project's quota (its size is declared up
         front: no point taking gigabytes first). Advisory: the authoritative check is the one
-        that records the file."""
+        that records the file. `body_unread`: the refusal comes before the request's body."""
         usage = await self.metadata.usage(self.project)
         if not usage.has_room_for(size) and await self._remove_expired(self.project):
             usage = await self.metadata.usage(self.project)  # expired files no longer count
         if not usage.has_room_for(size):
-            raise quota_exceeded(OverQuota(usage, size))
+            refusal = quota_exceeded(OverQuota(usage, size))
+            refusal.body_unread = body_unread
+            raise refusal
 
     async def get_file(self, file_id: str) -> FileRecord:
         record = None

@@ -16,6 +16,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.core.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from app.core.files import FileService
 from app.http.bodies import discard_body
 from app.http.headers import parse_disposition_params
 
@@ -56,6 +57,17 @@ def declares_more_than(content_length: str | None, max_file_bytes: int) -> bool:
     if not content_length or not (content_length.isascii() and content_length.isdigit()):
         return False
     return int(content_length) > max_file_bytes + FORM_OVERHEAD_BYTES
+
+
+async def refuse_form_over_quota(content_length: str | None, files: FileService) -> None:
+    """Before the body is read: refuse a form whose file cannot fit the project's quota. The
+    file has at least the declared Content-Length less the room allowed for framing and text
+    fields; a smaller form is left to the check that records the file."""
+    if not content_length or not (content_length.isascii() and content_length.isdigit()):
+        return
+    least_file_bytes = int(content_length) - FORM_OVERHEAD_BYTES
+    if least_file_bytes > 0:
+        await files.check_room(least_file_bytes, body_unread=True)
 
 
 def refuse_oversized_form(content_length: str | None, max_file_bytes: int, refusal: str) -> None:

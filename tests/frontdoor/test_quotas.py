@@ -6,6 +6,8 @@ Only the standard library, pytest, httpx and tests helpers are imported.
 """
 
 import asyncio
+import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -50,6 +52,7 @@ PROJECTS = [
     "other",
     "override-up",
     "override-down",
+    "declared",
 ]
 
 
@@ -117,6 +120,54 @@ def test_anthropic_upload_over_the_byte_quota_is_refused(quota: FileDockServer) 
     assert_quota_error("anthropic", refused)
     assert refused.headers.get("x-should-retry") != "true"
     assert usage(quota, project) == (900, 1)
+    assert_blobs_back_to(quota, before)
+    assert_nothing_left_behind(quota)
+
+
+def send_head_and_some_body(
+    server: FileDockServer, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], Any]:
+    """POST a form declaring 300 MB, send its first 64 KiB only, and read the answer: it must come
+    before the rest of the body, which is never sent."""
+    boundary = "quota-boundary"
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"host: 127.0.0.1:{server.port}",
+        f"content-type: multipart/form-data; boundary={boundary}",
+        f"content-length: {300_000_000}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    start = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n" + start).encode() + b"x" * 65536)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < 20:
+            chunk = sock.recv(65536)  # a timeout here: the server waited for the body instead
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    header_block, _, body = rest.partition(b"\r\n\r\n")
+    fields = dict(line.decode().lower().split(": ", 1) for line in header_block.split(b"\r\n"))
+    return int(status_line.split()[1]), fields, json.loads(body[: int(fields["content-length"])])
+
+
+@pytest.mark.parametrize(
+    ("path", "auth"),
+    [
+        pytest.param("/openai/v1/files", openai_auth, id="openai"),
+        pytest.param("/anthropic/v1/files", anthropic_auth, id="anthropic"),
+    ],
+)
+def test_a_form_whose_declared_size_cannot_fit_is_refused_before_its_body(
+    quota: FileDockServer, path: str, auth: Callable[[str], dict[str, str]]
+) -> None:
+    before = blob_names(quota)
+    status, headers, body = send_head_and_some_body(quota, path, auth(key("declared")))
+    assert status == 400
+    assert headers["connection"] == "close"  # the unread body cannot be followed by a request
+    assert "Storage limit exceeded for this project" in json.dumps(body)
+    assert used_by_listing(quota, "declared") == (0, 0)
     assert_blobs_back_to(quota, before)
     assert_nothing_left_behind(quota)
 

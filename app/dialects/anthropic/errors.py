@@ -60,7 +60,7 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
         headers["x-should-retry"] = "false"  # a permanent failure: the SDK must not retry it
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["content-range"] = f"bytes */{exc.size}"
-    if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
+    if exc.body_unread:
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return _body(status, error, request_id, headers)
 

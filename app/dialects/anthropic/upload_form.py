@@ -13,7 +13,14 @@ from app.core.errors import InvalidRequest
 from app.core.files import FileService, NewFile, Staged
 from app.core.policy import FilePolicy, check_filename, check_mime_type, display_filename, guess_mime_type
 from app.core.records import FileRecord
-from app.http.multipart import FormReader, Part, boundary_of, read_form, refuse_oversized_form
+from app.http.multipart import (
+    FormReader,
+    Part,
+    boundary_of,
+    read_form,
+    refuse_form_over_quota,
+    refuse_oversized_form,
+)
 
 STORED_PURPOSE = "user_data"  # how the other dialects see a file uploaded here
 GENERIC_TYPES = ("", "application/octet-stream")
@@ -24,6 +31,7 @@ async def create_file_from_form(request: Request, service: FileService) -> FileR
     refusal = f"Request exceeds the maximum allowed size of {limit} bytes."
     refuse_oversized_form(request.headers.get("content-length"), limit, refusal)
     boundary = boundary_of(request.headers.get("content-type"))
+    await refuse_form_over_quota(request.headers.get("content-length"), service)
     form = FormReader(request.stream(), boundary, max_parts=service.settings.max_form_parts)
     async with service.staging() as staged:
         fields, new = await _read_form(form, staged, service, limit)

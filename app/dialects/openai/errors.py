@@ -51,7 +51,7 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
         headers["retry-after-ms"] = str(math.ceil(exc.retry_after_seconds * 1000))
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["content-range"] = f"bytes */{exc.size}"
-    if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
+    if exc.body_unread:
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -18,7 +18,14 @@ from app.core.files import FileService, NewFile, Staged
 from app.core.policy import check_filename, display_filename
 from app.core.records import FileRecord
 from app.dialects.openai import purposes
-from app.http.multipart import FormReader, Part, boundary_of, read_form, refuse_oversized_form
+from app.http.multipart import (
+    FormReader,
+    Part,
+    boundary_of,
+    read_form,
+    refuse_form_over_quota,
+    refuse_oversized_form,
+)
 
 
 async def create_file_from_form(request: Request, service: FileService) -> FileRecord:
@@ -30,6 +37,7 @@ async def create_file_from_form(request: Request, service: FileService) -> FileR
         f"most {settings.max_file_bytes} bytes.",
     )
     boundary = boundary_of(request.headers.get("content-type"))
+    await refuse_form_over_quota(request.headers.get("content-length"), service)
     form = FormReader(request.stream(), boundary, max_parts=settings.max_form_parts)
     async with service.staging() as staged:
         try:
