@@ -146,3 +146,75 @@ def test_range_of_a_file_made_by_an_upload(http: httpx.Client, client: openai.Op
     done = client.uploads.complete(upload_id=upload.id, part_ids=parts)
     assert done.file is not None
     assert content(http, done.file.id, range="bytes=2-3").content == b"cd"
+
+
+# --- the same builder answers every dialect's download ---------------------------------------
+
+
+def dialect_download_url(server: FileDockServer, dialect: str, file_id: str) -> tuple[str, dict[str, str]]:
+    """Where each dialect serves the bytes of `file_id`, and the headers its clients send."""
+    body = file_id.removeprefix("file-")
+    if dialect == "anthropic":
+        return f"{server.url}/anthropic/v1/files/file_{body}/content", {"anthropic-version": "2023-06-01"}
+    gemini_id = gemini_id_of(file_id)
+    return f"{server.url}/gemini/v1beta/files/{gemini_id}:download?alt=media", {"x-goog-api-key": "k"}
+
+
+def gemini_id_of(file_id: str) -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    number = 0
+    for char in file_id.removeprefix("file-"):
+        number = number * 62 + alphabet.index(char)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = []
+    for _ in range(28):
+        number, digit = divmod(number, 36)
+        out.append(digits[digit])
+    return "".join(reversed(out))
+
+
+DIALECTS = [pytest.param("anthropic", id="anthropic"), pytest.param("gemini", id="gemini")]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_dialect_download_answers_a_range_with_206(
+    server: FileDockServer, file_id: str, dialect: str
+) -> None:
+    url, headers = dialect_download_url(server, dialect, file_id)
+    response = httpx.get(url, headers={**headers, "range": "bytes=10-19"})
+    assert response.status_code == 206, response.text
+    assert response.content == PAYLOAD[10:20]
+    assert response.headers["content-range"] == "bytes 10-19/1000"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_dialect_download_answers_an_unsatisfiable_range_with_416(
+    server: FileDockServer, file_id: str, dialect: str
+) -> None:
+    url, headers = dialect_download_url(server, dialect, file_id)
+    response = httpx.get(url, headers={**headers, "range": "bytes=5000-"})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == "bytes */1000"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_dialect_download_answers_head_without_a_body(
+    server: FileDockServer, file_id: str, dialect: str
+) -> None:
+    url, headers = dialect_download_url(server, dialect, file_id)
+    response = httpx.head(url, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-length"] == "1000"
+    assert response.content == b""
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_dialect_download_answers_a_matching_etag_with_304(
+    server: FileDockServer, file_id: str, dialect: str
+) -> None:
+    url, headers = dialect_download_url(server, dialect, file_id)
+    etag = httpx.get(url, headers=headers).headers["etag"]
+    assert etag == f'"{hashlib.sha256(PAYLOAD).hexdigest()}"'
+    response = httpx.get(url, headers={**headers, "if-none-match": etag})
+    assert response.status_code == 304
+    assert response.content == b""

@@ -55,6 +55,8 @@ def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
     headers = {"x-goog-upload-status": "final"} if upload else {}
     if exc.retry_after_seconds is not None:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
+    if isinstance(exc, errors.RangeNotSatisfiable):
+        headers["content-range"] = f"bytes */{exc.size}"
     if exc.body_unread:
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return _body(status, message_of(exc), code, headers)
