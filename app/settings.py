@@ -38,16 +38,12 @@ class DownloadPolicy(StrEnum):
     VENDOR = "vendor"  # refuse downloads exactly where the real API refuses them
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FILEDOCK_", extra="ignore")
+class ServerSettings(BaseSettings):
+    """Where and how the server runs."""
 
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
     data_dir: Path = Field(Path("data"), description="Directory holding the SQLite database and blobs.")
-    database_url: str = Field(
-        "", description="SQLAlchemy async URL. Default: SQLite at <data_dir>/filedock.db."
-    )
-    blob_url: str = Field("", description="Where bytes live. Default: file://<data_dir>/blobs.")
     workers: int = Field(
         default_factory=lambda: min(len(os.sched_getaffinity(0)), 64),
         ge=1,
@@ -55,6 +51,49 @@ class Settings(BaseSettings):
         description="Server worker processes. Default: the CPUs this process may use (at most 64).",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    public_url: str = Field(
+        "",
+        description="Base URL clients reach this server at, for Gemini upload URLs. Default: from Host.",
+    )
+
+
+class StorageSettings(BaseSettings):
+    """Where metadata and bytes live, and how they are kept tidy."""
+
+    database_url: str = Field(
+        "", description="SQLAlchemy async URL. Default: SQLite at <data_dir>/filedock.db."
+    )
+    blob_url: str = Field("", description="Where bytes live. Default: file://<data_dir>/blobs.")
+    fsync: bool = Field(True, description="fsync each blob before it becomes visible.")
+    s3_endpoint_url: str = Field(
+        "", description="S3 endpoint for an S3-compatible server (MinIO, SeaweedFS). Empty: AWS S3."
+    )
+    s3_region: str = Field(
+        "", description="S3 region. Empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."
+    )
+    s3_force_path_style: bool = Field(
+        False, description="Address buckets as <endpoint>/<bucket> (most S3-compatible servers need this)."
+    )
+    storage_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for one database or S3 request before answering 503."
+    )
+    sweep_interval_seconds: float = Field(
+        60.0, gt=0, description="How often expired files and stale temporary files are removed."
+    )
+    stale_temp_seconds: int = Field(
+        3600, ge=1, description="A temporary upload file idle this long is debris and is removed."
+    )
+    tombstone_retention_seconds: int = Field(
+        7 * 86400, ge=0, description="How long a deleted id still works as a list cursor (`after`)."
+    )
+    gc_grace_seconds: int = Field(
+        3600, ge=0, description="A blob no row names is removed by gc once it is this old."
+    )
+
+
+class AuthSettings(BaseSettings):
+    """Who may call, and how much each project may hold and send."""
+
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated `key=project` pairs (a bare `key` is in project `default`).",
@@ -73,6 +112,29 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         0, ge=0, description="Requests per minute per API key, per server process; 0: no limit."
     )
+
+
+class LimitsSettings(BaseSettings):
+    """Hostile input: limits on a request's shape and pace, each answered with a clear 4xx."""
+
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request line plus headers; larger is refused with 431."
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this long of its first byte (408)."
+    )
+    body_idle_timeout_seconds: float = Field(
+        60.0, gt=0, description="A request body that sends no byte for this long is refused with 408."
+    )
+    max_filename_bytes: int = Field(
+        1024, ge=1, le=1024, description="Longest filename (or Gemini displayName) in UTF-8 bytes."
+    )
+    max_form_parts: int = Field(32, ge=1, description="Most parts (fields and files) in one multipart form.")
+
+
+class OpenAISettings(BaseSettings):
+    """The OpenAI dialect: files by purpose, downloads, and the Uploads API."""
+
     max_file_bytes: int = Field(512 * MiB, ge=0, description="Largest file accepted by POST /files.")
     max_batch_file_bytes: int = Field(200 * MiB, ge=0, description="Largest file for purpose=batch.")
     max_batch_line_bytes: int = Field(
@@ -85,16 +147,6 @@ class Settings(BaseSettings):
     download_policy: DownloadPolicy = Field(
         DownloadPolicy.PERMISSIVE, description="`permissive` or `vendor` (refuse as the real API does)."
     )
-    sweep_interval_seconds: float = Field(
-        60.0, gt=0, description="How often expired files and stale temporary files are removed."
-    )
-    stale_temp_seconds: int = Field(
-        3600, ge=1, description="A temporary upload file idle this long is debris and is removed."
-    )
-    tombstone_retention_seconds: int = Field(
-        7 * 86400, ge=0, description="How long a deleted id still works as a list cursor (`after`)."
-    )
-    fsync: bool = Field(True, description="fsync each blob before it becomes visible.")
     max_upload_bytes: int = Field(
         8 * 1024 * MiB, ge=0, description="Largest file an Upload (POST /uploads) may declare."
     )
@@ -110,26 +162,10 @@ class Settings(BaseSettings):
         description="How long a finished Upload is remembered after it expires (for retried calls).",
     )
 
-    s3_endpoint_url: str = Field(
-        "", description="S3 endpoint for an S3-compatible server (MinIO, SeaweedFS). Empty: AWS S3."
-    )
-    s3_region: str = Field(
-        "", description="S3 region. Empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."
-    )
-    s3_force_path_style: bool = Field(
-        False, description="Address buckets as <endpoint>/<bucket> (most S3-compatible servers need this)."
-    )
-    storage_timeout_seconds: float = Field(
-        30.0, gt=0, description="Longest wait for one database or S3 request before answering 503."
-    )
-    gc_grace_seconds: int = Field(
-        3600, ge=0, description="A blob no row names is removed by gc once it is this old."
-    )
 
-    public_url: str = Field(
-        "",
-        description="Base URL clients reach this server at, for Gemini upload URLs. Default: from Host.",
-    )
+class AnthropicSettings(BaseSettings):
+    """The Anthropic dialect."""
+
     anthropic_max_file_bytes: int = Field(500 * MiB, ge=0, description="Largest file for the Anthropic API.")
     anthropic_default_list_limit: int = Field(20, ge=1, description="Anthropic list page size by default.")
     anthropic_max_list_limit: int = Field(1000, ge=1, description="Largest Anthropic list `limit`.")
@@ -139,6 +175,11 @@ class Settings(BaseSettings):
     anthropic_max_expires_in_seconds: int = Field(
         7_776_000, ge=1, description="Largest Anthropic `expires_in_seconds` (90 days)."
     )
+
+
+class GeminiSettings(BaseSettings):
+    """The Gemini dialect."""
+
     gemini_max_file_bytes: int = Field(2048 * MiB, ge=0, description="Largest file for the Gemini API.")
     gemini_default_page_size: int = Field(10, ge=1, description="Gemini list page size by default.")
     gemini_max_page_size: int = Field(100, ge=1, description="Largest Gemini `pageSize` (larger is clamped).")
@@ -146,20 +187,19 @@ class Settings(BaseSettings):
         172_800, ge=0, description="Gemini uploads expire this long after creation (48 h); 0: never."
     )
 
-    # Hostile input: limits on a request's shape and pace, each answered with a clear 4xx.
-    max_header_bytes: int = Field(
-        64 * 1024, ge=1024, description="Largest request line plus headers; larger is refused with 431."
-    )
-    header_timeout_seconds: float = Field(
-        10.0, gt=0, description="A request's headers must arrive within this long of its first byte (408)."
-    )
-    body_idle_timeout_seconds: float = Field(
-        60.0, gt=0, description="A request body that sends no byte for this long is refused with 408."
-    )
-    max_filename_bytes: int = Field(
-        1024, ge=1, le=1024, description="Longest filename (or Gemini displayName) in UTF-8 bytes."
-    )
-    max_form_parts: int = Field(32, ge=1, description="Most parts (fields and files) in one multipart form.")
+
+class Settings(
+    ServerSettings,
+    StorageSettings,
+    AuthSettings,
+    LimitsSettings,
+    OpenAISettings,
+    AnthropicSettings,
+    GeminiSettings,
+):
+    """Every setting, grouped by concern in the classes above; one `FILEDOCK_*` variable each."""
+
+    model_config = SettingsConfigDict(env_prefix="FILEDOCK_", extra="ignore")
 
     @field_validator("api_keys", "assistants_extensions", mode="before")
     @classmethod
