@@ -10,12 +10,13 @@ expires_after, extension, size, content.
 """
 
 import json
+from dataclasses import dataclass
 
 from fastapi import Request
 
 from app.core.errors import InvalidRequest
 from app.core.files import FileService, NewFile, Staged
-from app.core.policy import check_filename, display_filename
+from app.core.policy import FilePolicy, check_filename, display_filename
 from app.core.records import FileRecord
 from app.dialects.openai import purposes
 from app.http.multipart import (
@@ -26,6 +27,7 @@ from app.http.multipart import (
     refuse_form_over_quota,
     refuse_oversized_form,
 )
+from app.settings import Settings
 
 
 async def create_file_from_form(request: Request, service: FileService) -> FileRecord:
@@ -41,48 +43,57 @@ async def create_file_from_form(request: Request, service: FileService) -> FileR
     form = FormReader(request.stream(), boundary, max_parts=settings.max_form_parts)
     async with service.staging() as staged:
         try:
-            fields, filename = await _read_form(form, staged, service)
+            checked = await _read_form(form, staged, service)
         except InvalidRequest:
             # Read (and drop) the rest of the body, so the client gets our 400 instead of a reset
             # connection, which the SDK would retry.
             await form.discard_rest(max_bytes=settings.max_file_bytes)
             raise
-        purpose = purposes.check_purpose(fields.get("purpose"))
-        if filename is None:
-            raise InvalidRequest(
-                "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
-            )
-        expires_after = _expires_after(fields)
-        purposes.check_extension(purpose, filename, settings)
-        policy = purposes.file_policy(purpose, settings, filename)
-        return await service.commit_file(staged, policy, NewFile(filename, expires_after=expires_after))
+        new = NewFile(checked.filename, expires_after=checked.expires_after)
+        return await service.commit_file(staged, checked.policy, new)
 
 
-async def _read_form(
-    form: FormReader, staged: Staged, service: FileService
-) -> tuple[dict[str, str], str | None]:
-    """The text fields, and the name of the file received into `staged` (None if none came)."""
+@dataclass(frozen=True)
+class _FileRequest:
+    """The form's fields, checked in the spec's order: purpose, file, expires_after, extension."""
+
+    filename: str
+    expires_after: int | None
+    policy: FilePolicy
+
+
+def _checked(fields: dict[str, str], filename: str | None, settings: Settings) -> _FileRequest:
+    purpose = purposes.check_purpose(fields.get("purpose"))
+    if filename is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
+        )
+    expires_after = _expires_after(fields)
+    purposes.check_extension(purpose, filename, settings)
+    return _FileRequest(filename, expires_after, purposes.file_policy(purpose, settings, filename))
+
+
+async def _read_form(form: FormReader, staged: Staged, service: FileService) -> _FileRequest:
+    """Read the form, the file into `staged`. The fields are checked once: before the first byte
+    when they come first, else (or when more fields follow the file) once the form is read."""
+    settings = service.settings
     filename: str | None = None
+    checked: tuple[dict[str, str], _FileRequest] | None = None
 
     async def receive(part: Part, fields: dict[str, str]) -> None:
-        nonlocal filename
-        filename = check_filename(display_filename(part.filename), service.settings.max_filename_bytes)
-        known_purpose = _checks_before_bytes(fields, filename, service)
-        await staged.receive(form.chunks(), purposes.file_policy(known_purpose, service.settings, filename))
+        nonlocal filename, checked
+        filename = check_filename(display_filename(part.filename), settings.max_filename_bytes)
+        policy = purposes.file_policy(None, settings, filename)  # the purpose may come later
+        if "purpose" in fields:
+            checked = (dict(fields), _checked(fields, filename, settings))
+            policy = checked[1].policy
+        await staged.receive(form.chunks(), policy)
 
     second = InvalidRequest("Expected exactly one 'file' part.", param="file")
     fields, _ = await read_form(form, receive, second_file=second)
-    return fields, filename
-
-
-def _checks_before_bytes(fields: dict[str, str], filename: str, service: FileService) -> str | None:
-    """Run every check that needs no bytes; the purpose if it is known yet."""
-    if "purpose" not in fields:
-        return None  # a client that sends the file first: checked once the form is read
-    purpose = purposes.check_purpose(fields["purpose"])
-    _expires_after(fields)
-    purposes.check_extension(purpose, filename, service.settings)
-    return purpose
+    if checked is not None and checked[0] == fields:
+        return checked[1]
+    return _checked(fields, filename, settings)
 
 
 def _expires_after(fields: dict[str, str]) -> int | None:
