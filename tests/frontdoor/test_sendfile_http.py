@@ -1,4 +1,4 @@
-"""Downloads over the zero-copy path (`app.http_sendfile`): byte-exact, and no fd left behind.
+"""Downloads over the zero-copy path (`http.response.zerocopysend`): byte-exact, no fd left behind.
 
 On the embedded backend every download below goes through `os.sendfile`; on S3 the same
 requests stream, so the byte checks hold for both.
@@ -120,7 +120,7 @@ def multipart_request(data: bytes, boundary: str = "b0undary") -> bytes:
 
 
 def test_pipelined_uploads_keep_their_bodies(server: FileDockServer, http: httpx.Client) -> None:
-    """The batched request bodies (`app.http_receive`) of a queued second request stay whole."""
+    """The request bodies of a queued second request stay whole."""
     first, second = os.urandom(3 * 1024 * 1024 + 7), os.urandom(200_000)
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.settimeout(30)
