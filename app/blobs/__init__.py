@@ -8,7 +8,7 @@ from app.blobs.base import BlobNotFound, BlobStore, BlobStoreError, BlobWriter
 from app.blobs.local import LocalBlobStore
 from app.settings import Settings
 
-__all__ = ["BlobNotFound", "BlobStore", "BlobStoreError", "BlobWriter", "open_blob_store"]
+__all__ = ["BlobNotFound", "BlobStore", "BlobStoreError", "BlobWriter", "check_blob_store", "open_blob_store"]
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
@@ -33,3 +33,32 @@ def open_blob_store(settings: Settings) -> BlobStore:
     raise ValueError(
         f"FILEDOCK_BLOB_URL={settings.blob_url!r} is not supported: use file:///absolute/path or s3://bucket/prefix."
     )
+
+
+async def check_blob_store(settings: Settings) -> None:
+    """Open the blob store and write a probe blob, as a server's start does (`serve`'s preflight).
+
+    Raises `BlobStoreError` with one line that says what failed and which settings to look at.
+    """
+    try:
+        store = open_blob_store(settings)
+    except ValueError as exc:  # a URL it does not understand; the message names the setting
+        raise BlobStoreError(str(exc)) from exc
+    except OSError as exc:
+        raise BlobStoreError(
+            f"cannot open the blob store at {settings.blob_url} ({exc}); check FILEDOCK_BLOB_URL"
+        ) from exc
+    try:
+        await store.check_writable()
+    except (BlobStoreError, OSError) as exc:
+        raise BlobStoreError(
+            f"the blob store at {settings.blob_url} refused a test write ({_one_line(exc)}); "
+            "check FILEDOCK_BLOB_URL and that the store is writable"
+        ) from exc
+    finally:
+        await store.aclose()
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
