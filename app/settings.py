@@ -111,8 +111,10 @@ class Settings(BaseSettings):
     s3_region: str = Field(
         "", description="S3 region. Empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."
     )
-    s3_force_path_style: bool = Field(
-        False, description="Address buckets as <endpoint>/<bucket> (most S3-compatible servers need this)."
+    s3_force_path_style: bool | None = Field(
+        None,
+        description="Address buckets as <endpoint>/<bucket>. Unset: only when the endpoint's host is "
+        "an IP address or localhost, where <bucket>.<host> cannot work.",
     )
     storage_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest wait for one database or S3 request before answering 503."
@@ -162,6 +164,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("s3_force_path_style", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

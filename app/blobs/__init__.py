@@ -53,7 +53,7 @@ async def check_blob_store(settings: Settings) -> None:
     except (BlobStoreError, OSError) as exc:
         raise BlobStoreError(
             f"the blob store at {settings.blob_url} refused a test write ({_one_line(exc)}); "
-            "check FILEDOCK_BLOB_URL and that the store is writable"
+            f"{_settings_to_check(settings)}"
         ) from exc
     finally:
         await store.aclose()
@@ -62,3 +62,20 @@ async def check_blob_store(settings: Settings) -> None:
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def _settings_to_check(settings: Settings) -> str:
+    if urlparse(settings.blob_url).scheme != "s3":
+        return "check FILEDOCK_BLOB_URL and that the directory is writable"
+    from app.blobs.s3 import needs_path_style
+
+    path_style = settings.s3_force_path_style
+    if path_style is None:
+        path_style = needs_path_style(settings.s3_endpoint_url)
+    addressing = "path style" if path_style else "virtual-hosted style"
+    endpoint = settings.s3_endpoint_url or "(empty: AWS)"
+    return (
+        f"check FILEDOCK_S3_ENDPOINT_URL={endpoint}, "
+        f"FILEDOCK_S3_FORCE_PATH_STYLE (now {addressing}), FILEDOCK_S3_REGION and the credentials "
+        "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+    )
