@@ -18,14 +18,16 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# app/metadata/migrate.py finds the Alembic migrations at <source tree>/migrations, beside app/.
-# A regular install would copy app/ alone into site-packages and lose them, so install this
-# tree in editable mode and fail the build if the path does not resolve.
+# A regular install, as `pip install .` anywhere: the wheel carries migrations/ and alembic.ini
+# (to <prefix>/share/filedock), so the tree it was built from is removed again, and the build
+# fails if the installed package cannot find its migrations.
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY app ./app
-RUN pip install --no-deps -e . \
-    && python -c "from app.metadata.migrate import MIGRATIONS_DIR as d; assert (d / 'env.py').is_file(), d"
+RUN pip install --no-deps . \
+    && rm -rf app migrations alembic.ini build *.egg-info \
+    && cd / \
+    && python -c "from app.metadata.migrate import migrations_dir as d; assert (d() / 'env.py').is_file(), d()"
 
 RUN useradd --system --user-group --uid 10001 --home-dir /srv/filedock --no-create-home filedock \
     && mkdir /data \

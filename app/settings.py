@@ -7,7 +7,7 @@ take precedence. Nothing here runs at import time.
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -50,7 +50,9 @@ class ServerSettings(BaseSettings):
         le=64,
         description="Server worker processes. Default: the CPUs this process may use (at most 64).",
     )
-    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Log level: debug, info, warning, error or critical."
+    )
     public_url: str = Field(
         "",
         description="Base URL clients reach this server at, for Gemini upload URLs. Default: from Host.",
@@ -71,8 +73,10 @@ class StorageSettings(BaseSettings):
     s3_region: str = Field(
         "", description="S3 region. Empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."
     )
-    s3_force_path_style: bool = Field(
-        False, description="Address buckets as <endpoint>/<bucket> (most S3-compatible servers need this)."
+    s3_force_path_style: bool | None = Field(
+        None,
+        description="Address buckets as <endpoint>/<bucket>. Unset: only when the endpoint's host is "
+        "an IP address or localhost, where <bucket>.<host> cannot work.",
     )
     storage_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest wait for one database or S3 request before answering 503."
@@ -207,6 +211,16 @@ class Settings(
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("s3_force_path_style", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("assistants_extensions")
     @classmethod

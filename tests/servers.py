@@ -52,6 +52,8 @@ class FileDockServer:
     settings: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    binary: str = FILEDOCK_BIN  # another installation's `filedock`, for tests of installing
+    cwd: Path | None = None
 
     @property
     def url(self) -> str:
@@ -64,10 +66,11 @@ class FileDockServer:
     def start(self) -> "FileDockServer":
         self.port = free_port()
         log = open(self.data_dir.parent / f"{self.data_dir.name}-server.log", "ab")  # noqa: SIM115
-        command = [FILEDOCK_BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [self.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = subprocess.Popen(
             [*command, "--data-dir", str(self.data_dir)],
             env=self.environment(),
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

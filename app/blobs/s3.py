@@ -15,12 +15,14 @@ download a large file. obstore's errors become `BlobNotFound` or `BlobStoreError
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import obstore
 from obstore.exceptions import BaseError, NotFoundError
@@ -143,6 +145,19 @@ def _retrieve(task: "asyncio.Task[Any]") -> None:
         task.exception()
 
 
+def needs_path_style(endpoint_url: str) -> bool:
+    """Whether buckets must be addressed as <endpoint>/<bucket>: on an IP address or `localhost`,
+    where virtual-hosted style (<bucket>.<host>) names no host that could answer."""
+    host = urlparse(endpoint_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class S3BlobStore:
     def __init__(
         self,
@@ -151,9 +166,12 @@ class S3BlobStore:
         *,
         endpoint_url: str = "",
         region: str = "",
-        force_path_style: bool = False,
+        force_path_style: bool | None = None,
         timeout_seconds: float = 30.0,
     ) -> None:
+        if force_path_style is None:
+            force_path_style = needs_path_style(endpoint_url)
+        self.path_style = force_path_style
         config: S3Config = {"virtual_hosted_style_request": not force_path_style}
         if endpoint_url:
             config["endpoint"] = endpoint_url

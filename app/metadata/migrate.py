@@ -1,17 +1,53 @@
-"""Apply the Alembic migrations programmatically (start-up and `filedock migrate`)."""
+"""Apply the Alembic migrations programmatically (start-up and `filedock migrate`).
+
+The migrations live at the top of the repository, beside `app/`. A source tree (and an editable
+install of it) uses them there; a regular install carries a copy as data files under
+`<prefix>/share/filedock/migrations` (pyproject.toml), found through the distribution's RECORD.
+"""
 
 import asyncio
+import functools
+from importlib import metadata
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+import app
+
+DISTRIBUTION = "filedock"
+INSTALLED_ENV_PY = ("share", "filedock", "migrations", "env.py")
+
+
+@functools.cache
+def migrations_dir() -> Path:
+    """The directory holding `env.py` and `versions/`, in the source tree or installed."""
+    source_tree = Path(app.__path__[0]).resolve().parent
+    if (source_tree / "alembic.ini").is_file() and (source_tree / "migrations" / "env.py").is_file():
+        return source_tree / "migrations"
+    installed = _installed_migrations_dir()
+    if installed is not None:
+        return installed
+    raise RuntimeError(
+        f"the Alembic migrations are missing: neither {source_tree / 'migrations'} nor an installed "
+        f"share/filedock/migrations exists; reinstall FileDock"
+    )
+
+
+def _installed_migrations_dir() -> Path | None:
+    try:
+        distribution = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return None
+    for file in distribution.files or []:
+        if file.parts[-len(INSTALLED_ENV_PY) :] == INSTALLED_ENV_PY:
+            return Path(str(distribution.locate_file(file))).resolve().parent
+    return None
 
 
 def alembic_config(database_url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["database_url"] = database_url
     return config
 

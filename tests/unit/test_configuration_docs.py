@@ -27,6 +27,8 @@ def documented_variables(doc: str) -> set[str]:
 def env_value(field: FieldInfo) -> str:
     """The default as one would write it in the environment variable."""
     value = field.get_default(call_default_factory=True)
+    if value is None:  # unset: decided at startup, like an empty default
+        return ""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, Enum):

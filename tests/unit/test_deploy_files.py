@@ -177,16 +177,13 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     assert dockerfile_last("USER").split(":")[0] not in ("root", "0")
 
 
-def test_dockerfile_installs_the_tree_editable_beside_migrations() -> None:
-    # app/metadata/migrate.py looks for <source tree>/migrations; a site-packages copy of app/ has none.
-    copies = {
-        shlex.split(args)[0]: shlex.split(args)[-1]
-        for name, args in dockerfile_instructions()
-        if name == "COPY"
-    }
-    assert Path(copies["app"]).parent == Path(copies["migrations"]).parent
+def test_dockerfile_installs_a_regular_package_and_drops_the_tree() -> None:
+    # The wheel carries migrations/ (tests/deploy/test_wheel_install.py proves it); an editable
+    # install would tie the image to the source tree again.
     runs = [args for name, args in dockerfile_instructions() if name == "RUN"]
-    assert any("pip install" in run and " -e ." in run for run in runs)
+    (install,) = [run for run in runs if "pip install --no-deps" in run]
+    assert " -e " not in install and "--editable" not in install
+    assert "rm -rf app migrations" in install
 
 
 @pytest.mark.parametrize("healthcheck", HEALTHCHECKS)
