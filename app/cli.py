@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-import uvicorn
 from pydantic import ValidationError
 
 from app import __version__
@@ -21,12 +20,8 @@ from app.settings import Settings
 APP_FACTORY = "app.cli:app_from_environment"
 T = TypeVar("T")
 
-# uvicorn's httptools protocol with header limits and zero-copy downloads.
-HTTP_PROTOCOL = "app.server.protocol:FileDockHttpProtocol"
-
-
 def app_from_environment() -> Any:
-    """The ASGI app for uvicorn worker processes, configured from `FILEDOCK_*` variables; the
+    """The ASGI app for each server worker process, configured from `FILEDOCK_*` variables; the
     worker's HTTP protocol gets its limits from the same settings, before any connection."""
     from app.main import create_app
     from app.server.protocol import HeaderLimits, configure
@@ -95,16 +90,9 @@ def serve(
         raise click.ClickException(f"the start-up check was killed by signal {-preflight.returncode}")
     if preflight.returncode != 0:
         sys.exit(preflight.returncode)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        http=HTTP_PROTOCOL,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        proxy_headers=False,
-    )
+    from app.server.run import serve as run_server
+
+    run_server(settings, APP_FACTORY)
 
 
 @main.command()
