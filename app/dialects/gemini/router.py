@@ -21,7 +21,7 @@ from app.dialects.gemini.ids import from_gemini_id, to_gemini_id
 from app.dialects.gemini.sessions import SESSION_PURPOSE, ResumableUploads, Session, check_offset
 from app.dialects.gemini.wire import file_resource
 from app.http.apps import create_dialect_app
-from app.http.bodies import discard_body, loads_json, read_capped
+from app.http.bodies import discard_body, parse_client_json, read_capped
 from app.http.credentials import authenticate, gemini_key
 from app.http.downloads import download_response
 
@@ -233,10 +233,7 @@ async def _start_body(request: Request) -> dict[str, Any]:
     raw = await read_capped(request.stream(), MAX_START_BODY_BYTES, too_large)
     if not raw.strip():
         return {}
-    try:
-        body = loads_json(raw)
-    except ValueError:
-        raise InvalidRequest("Invalid JSON payload received.") from None
+    body = parse_client_json(raw, "The upload start request's JSON payload")
     file = body.get("file", {}) if isinstance(body, dict) else None
     if not isinstance(file, dict):
         raise InvalidRequest('Invalid JSON payload: expected {"file": {...}}.')

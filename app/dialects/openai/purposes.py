@@ -4,13 +4,13 @@
 """
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from app.core.errors import InvalidRequest
 from app.core.policy import FilePolicy
+from app.http.bodies import NotJson, client_json
 from app.settings import Settings
 
 CREATABLE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -126,9 +126,11 @@ class JsonlChecker:
         if not text.strip():
             return
         try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = None
+            parsed = client_json(text)
+        except NotJson as exc:
+            raise InvalidRequest(
+                f"Invalid file for Batch API: line {self._line_number} is not valid JSON: {exc}."
+            ) from None
         if not isinstance(parsed, dict):
             raise InvalidRequest(
                 f"Invalid file for Batch API: line {self._line_number} is not a JSON object."

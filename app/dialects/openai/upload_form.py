@@ -9,8 +9,6 @@ reads the kept blob back before any row names it. Validation order (spec §2.2):
 expires_after, extension, size, content.
 """
 
-import json
-
 from fastapi import Request
 
 from app.core.errors import InvalidRequest
@@ -18,6 +16,7 @@ from app.core.files import FileService, NewFile, Staged
 from app.core.policy import check_filename, display_filename
 from app.core.records import FileRecord
 from app.dialects.openai import purposes
+from app.http.bodies import parse_client_json
 from app.http.multipart import FormReader, Part, boundary_of, read_form, refuse_oversized_form
 
 
@@ -80,10 +79,7 @@ def _checks_before_bytes(fields: dict[str, str], filename: str, service: FileSer
 def _expires_after(fields: dict[str, str]) -> int | None:
     """`expires_after[anchor]`/`[seconds]` as the SDK flattens it, or one JSON field."""
     if "expires_after" in fields:
-        try:
-            value = json.loads(fields["expires_after"])
-        except ValueError:
-            value = None
+        value = parse_client_json(fields["expires_after"], "'expires_after'", param="expires_after")
         if not isinstance(value, dict):
             raise InvalidRequest(
                 "Invalid 'expires_after': expected an object with 'anchor' and 'seconds'.",
