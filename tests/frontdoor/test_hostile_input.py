@@ -673,6 +673,47 @@ def test_pipelined_requests_are_each_answered(server: FileDockServer) -> None:
     assert raw.count(b"HTTP/1.1 200 OK") == 4
 
 
+def responses_of(raw: bytes) -> list[tuple[int, Any]]:
+    """Each (status, JSON body) in a stream of responses that all carry a content-length."""
+    found = []
+    while raw:
+        head, rest = raw.split(b"\r\n\r\n", 1)
+        length = int(
+            next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:]
+        )
+        found.append((status_of(head), json.loads(rest[:length])))
+        raw = rest[length:]
+    return found
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(b"GARBAGE \x00\x01 nonsense\r\n\r\n", id="not-http"),
+        pytest.param(b"POST /v1/files HTTP/1.1\r\nBad Header\r\n\r\n", id="bad-header"),
+    ],
+)
+def test_an_upload_followed_by_garbage_is_answered_before_the_refusal(
+    server: FileDockServer, garbage: bytes
+) -> None:
+    # Found by this test: the 400 for the garbage went out at once and the connection closed,
+    # so the client never saw the 200 of the upload it had sent whole, and would send it again.
+    filename = f"pipelined-{time.monotonic_ns()}.txt"
+    body = form(PURPOSE, file_part(filename.encode(), b"stored once"))
+    raw = raw_exchange(server, upload_head("/v1/files", len(body)) + body + garbage)
+    (upload_status, upload), (refusal_status, refusal) = responses_of(raw)
+    assert (upload_status, upload["filename"], upload["bytes"]) == (200, filename, 11)
+    assert refusal_status == 400 and refusal["error"]["message"]
+    listed = httpx.get(f"{server.url}/v1/files", params={"limit": 10000}).json()["data"]
+    assert [f["id"] for f in listed if f["filename"] == filename] == [upload["id"]]
+
+
+def test_pipelined_requests_before_garbage_are_each_answered(server: FileDockServer) -> None:
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = raw_exchange(server, one * 3 + b"\x16\x03\x01 not http\r\n\r\n")
+    assert [status for status, _ in responses_of(raw)] == [200, 200, 200, 400]
+
+
 def test_a_huge_url_gets_431(server: FileDockServer) -> None:
     raw = raw_exchange(server, b"GET /v1/files/" + b"a" * MAX_HEADER_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(raw) == 431
