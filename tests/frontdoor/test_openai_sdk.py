@@ -114,6 +114,19 @@ def test_missing_file_is_404_everywhere(client: openai.OpenAI) -> None:
         assert caught.value.request_id and caught.value.request_id.startswith("req_")
 
 
+@pytest.mark.parametrize("file_id", ["file_abc", "0123456789abcdefghijklmnopqr"])
+def test_the_sdk_gets_openai_errors_for_ids_shaped_like_other_vendors(
+    client: openai.OpenAI, file_id: str
+) -> None:
+    # Found by this test: the shape of the id (`file_…` Anthropic's, 28 characters Gemini's)
+    # routed the openai SDK's own request to the other dialect, with its error JSON.
+    for call in (client.files.retrieve, client.files.delete, client.files.content):
+        with pytest.raises(openai.NotFoundError) as caught:
+            call(file_id)
+        assert (caught.value.type, caught.value.param) == ("invalid_request_error", "id")
+        assert f"No such File object: {file_id}" in caught.value.message
+
+
 def test_delete_removes_the_file(client: openai.OpenAI) -> None:
     created = client.files.create(file=("gone.txt", b"x"), purpose="user_data")
     deleted = client.files.delete(created.id)
