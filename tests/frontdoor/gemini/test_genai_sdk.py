@@ -47,6 +47,16 @@ def test_get_download_delete_round_trip(gemini_client: genai.Client) -> None:
     assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
 
 
+def test_download_by_the_files_uri(gemini_client: genai.Client) -> None:
+    # The SDKs strip a uri to the file's id only when it starts with https://; FileDock's are
+    # http://, so the uri itself is sent where the name belongs (@google/genai for Node does
+    # this with a File object).
+    created = upload(gemini_client, b"fetched by uri")
+    assert created.uri is not None
+    assert gemini_client.files.download(file=created.uri) == b"fetched by uri"
+    assert gemini_client.files.download(file=genai.types.Video(uri=created.uri)) == b"fetched by uri"
+
+
 def test_multi_chunk_upload_is_assembled_in_order(
     gemini_client: genai.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
