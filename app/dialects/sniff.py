@@ -27,6 +27,8 @@ from urllib.parse import parse_qs
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.http.errors import ORIGINAL_PATH
+
 EXPLICIT_PREFIXES = ("/openai", "/anthropic", "/gemini", "/healthz", "/docs", "/openapi.json", "/redoc")
 _FILE_ID_SEGMENT = re.compile(r"^/v1[^/]*/files/([^/:]+)")
 _GEMINI_ID = re.compile(r"(files/)?[a-z0-9]{28}")
@@ -96,4 +98,5 @@ class DialectDispatcher:
             scope["path"] = prefix + path
             scope["raw_path"] = prefix.encode() + scope.get("raw_path", path.encode())
             scope["filedock.sniffed"] = True
+            scope[ORIGINAL_PATH] = path  # what the client sent, for error messages
         await self.app(scope, receive, send)

@@ -198,3 +198,14 @@ async def test_thirty_concurrent_uploads_all_land_across_two_workers(
         assert len({f.id for f in created}) == 32
         contents = await asyncio.gather(*(client.files.content(f.id) for f in created))
         assert [c.content for c in contents] == payloads
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("", "/v1"), ("/openai", "/openai/v1"), ("/v1/v1", "/v1")])
+def test_a_wrong_base_url_is_told_the_right_one(server: FileDockServer, typed: str, meant: str) -> None:
+    with openai.OpenAI(base_url=server.url + typed, api_key="k", max_retries=0) as sdk:
+        for call in (lambda: sdk.files.create(file=("a.txt", b"x"), purpose="user_data"), sdk.files.list):
+            with pytest.raises(openai.NotFoundError) as caught:
+                call()
+            assert caught.value.type == "invalid_request_error"
+            assert f"set base_url to {server.url}{meant}." in caught.value.message
+            assert f"FileDock serves the OpenAI API under {meant}" in caught.value.message

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from app.core import errors
-from app.http.errors import Renderer
+from app.http.errors import BaseUrls, Renderer
 
 # Most specific class first: the first `isinstance` match wins.
 STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
@@ -75,7 +75,15 @@ def is_upload(request: Request) -> bool:
     return "/upload/" in request.url.path
 
 
+# A 404 under any other base path, as a wrong SDK `base_url` gives, names the right one.
+BASE_URLS = BaseUrls(
+    "the Gemini API",
+    ("", "/gemini"),
+    r"(?:/upload)?/v1(?:beta)?/files(?:[/:].*)?",
+    " (the SDK adds the API version itself)",
+)
 RENDERER = Renderer(
     error=lambda request, exc: error_response(exc, upload=is_upload(request)),
     server_error=lambda request: server_error_response(upload=is_upload(request)),
+    base_urls=lambda request: BASE_URLS,
 )

@@ -8,7 +8,7 @@ import math
 from fastapi.responses import JSONResponse
 
 from app.core import errors
-from app.http.errors import Renderer
+from app.http.errors import BaseUrls, Renderer
 from app.http.middleware import request_id
 
 # Most specific class first: the first `isinstance` match wins.
@@ -68,7 +68,10 @@ def server_error_response(request_id: str | None) -> JSONResponse:
     return JSONResponse(body, status_code=500, headers={"x-request-id": request_id} if request_id else {})
 
 
+# A 404 under any other base path, as a wrong SDK `base_url` gives, names the right one.
+BASE_URLS = BaseUrls("the OpenAI API", ("/v1", "/openai/v1"), r"/(?:files|uploads)(?:/.*)?", "")
 RENDERER = Renderer(
     error=lambda request, exc: error_response(exc, request_id(request)),
     server_error=lambda request: server_error_response(request_id(request)),
+    base_urls=lambda request: BASE_URLS,
 )

@@ -144,3 +144,15 @@ def test_every_response_carries_a_request_id(dock: FileDockServer, face: str) ->
     assert response.status_code == 200
     assert response.headers["request-id"].startswith("req_")
     assert set(response.json()) == {"data", "has_more", "first_id", "last_id", "next_page"}
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("/v1", ""), ("/anthropic/v1", "/anthropic")])
+def test_a_wrong_base_url_is_told_the_right_one(dock: FileDockServer, typed: str, meant: str) -> None:
+    # Found by this test: the message showed `/anthropic/v1/v1/files`, a path the user never typed.
+    with anthropic.Anthropic(base_url=dock.url + typed, api_key="k", max_retries=0) as sdk:
+        for call in (lambda: sdk.beta.files.upload(file=("a.txt", b"x", "text/plain")), sdk.beta.files.list):
+            with pytest.raises(anthropic.NotFoundError) as caught:
+                call()
+            message = caught.value.body["error"]["message"]  # type: ignore[index]
+            assert message.startswith(f"Invalid URL ({caught.value.request.method} {typed}/v1/files)")
+            assert message.endswith(f"set base_url to {dock.url}{meant}.")

@@ -4,6 +4,7 @@
 """
 
 import io
+import re
 from collections.abc import Callable
 
 import pytest
@@ -136,3 +137,23 @@ def test_configured_api_keys_are_enforced(
     assert (caught.value.code, caught.value.status) == (401, "UNAUTHENTICATED")
     created = upload(make_client(keyed_dock, face, api_key="secret-1"), b"ok")  # chunks carry no key
     assert created.size_bytes == 2
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("/v1", ""), ("/v1beta", ""), ("/gemini/v1beta", "/gemini")])
+def test_a_wrong_base_url_is_told_the_right_one(dock: FileDockServer, typed: str, meant: str) -> None:
+    # Found by this test: the message showed `/gemini/v1/upload/…`, a path the user never typed.
+    client = genai.Client(
+        api_key="k", vertexai=False, http_options=genai.types.HttpOptions(base_url=dock.url + typed)
+    )
+    try:
+        for call in (lambda: upload(client, b"x"), lambda: list(client.files.list())):
+            with pytest.raises(errors.ClientError) as caught:
+                call()
+            assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
+            message = str(caught.value.message)
+            assert re.match(
+                rf"Invalid URL \((GET|POST) {re.escape(typed)}/(upload/)?{VERSION}/files", message
+            )
+            assert message.endswith(f"set base_url to {dock.url}{meant}.")
+    finally:
+        client.close()
