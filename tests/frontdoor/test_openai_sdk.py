@@ -209,3 +209,32 @@ def test_a_wrong_base_url_is_told_the_right_one(server: FileDockServer, typed: s
             assert caught.value.type == "invalid_request_error"
             assert f"set base_url to {server.url}{meant}." in caught.value.message
             assert f"FileDock serves the OpenAI API under {meant}" in caught.value.message
+
+
+@pytest.mark.embedded_only("deletes a blob file behind the server's back")
+def test_a_missing_blob_is_a_server_error_the_sdk_does_not_retry(
+    make_server: Callable[..., FileDockServer],
+) -> None:
+    # Found by this test: a 503 with retry-after, which the SDK retried as if it were transient.
+    server = make_server()
+    sent: list[str] = []
+    hooks = {"request": [lambda request: sent.append(request.url.path)]}
+    with openai.OpenAI(
+        base_url=server.openai_url,
+        api_key="k",
+        max_retries=2,
+        http_client=openai.DefaultHttpxClient(event_hooks=hooks),
+    ) as sdk:
+        created = sdk.files.create(file=("lost.txt", b"soon gone"), purpose="user_data")
+        [(key,)] = server.sql("SELECT blob_key FROM files WHERE id = ?", created.id)
+        [blob] = server.blob_files()
+        blob.unlink()
+        sent.clear()
+        with pytest.raises(openai.InternalServerError) as caught:
+            sdk.files.content(created.id)
+    assert sent == [f"/v1/files/{created.id}/content"]  # one request: no retry
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert "retry-after" not in caught.value.response.headers
+    assert "missing from the blob store" in caught.value.message
+    log = server.log_path.read_text()  # FileDock's own lines: WARNING and above, message only
+    assert f"file {created.id} names blob {key}, which is missing" in log, log

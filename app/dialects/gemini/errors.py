@@ -25,6 +25,9 @@ STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.RequestTooLarge, 413, "INVALID_ARGUMENT"),
     (errors.RequestTimeout, 408, "DEADLINE_EXCEEDED"),
     (errors.RangeNotSatisfiable, 416, "OUT_OF_RANGE"),
+    # Google's code for unrecoverable data loss. google-genai retries nothing unless the caller
+    # sets retry_options (whose default codes include 500); the header is for other clients.
+    (errors.BlobMissing, 500, "DATA_LOSS"),
     (errors.RateLimited, 429, "RESOURCE_EXHAUSTED"),
     (errors.StorageUnavailable, 503, "UNAVAILABLE"),
 ]
@@ -55,6 +58,8 @@ def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
     headers = {"x-goog-upload-status": "final"} if upload else {}
     if exc.retry_after_seconds is not None:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
+    elif status >= 500:
+        headers["x-should-retry"] = "false"  # permanent (a missing blob): a retry fails the same way
     if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return _body(status, message_of(exc), code, headers)

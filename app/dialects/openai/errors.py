@@ -22,6 +22,7 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.RequestTimeout, 408, "invalid_request_error"),
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
     (errors.RateLimited, 429, "requests"),
+    (errors.BlobMissing, 500, "server_error"),
     (errors.StorageUnavailable, 503, "server_error"),
 ]
 
@@ -51,6 +52,10 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
         headers["retry-after-ms"] = str(math.ceil(exc.retry_after_seconds * 1000))
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["content-range"] = f"bytes */{exc.size}"
+    if status >= 500 and exc.retry_after_seconds is None:
+        # A permanent server-side failure (a missing blob): the SDK retries every 5xx unless
+        # told not to, and a retry would fail the same way.
+        headers["x-should-retry"] = "false"
     if isinstance(exc, errors.RequestTooLarge | errors.RequestTimeout):
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return JSONResponse(body, status_code=status, headers=headers)

@@ -157,3 +157,20 @@ def test_a_wrong_base_url_is_told_the_right_one(dock: FileDockServer, typed: str
             assert message.endswith(f"set base_url to {dock.url}{meant}.")
     finally:
         client.close()
+
+
+@pytest.mark.embedded_only("deletes a blob file behind the server's back")
+def test_a_missing_blob_is_data_loss_not_retried(
+    make_dock: Callable[..., FileDockServer], make_client: Callable[..., genai.Client]
+) -> None:
+    server = make_dock(log_level="info")  # with the access log, which counts the requests
+    client = make_client(server)
+    created = upload(client, b"soon gone")
+    [blob] = server.blob_files()
+    blob.unlink()
+    with pytest.raises(errors.ServerError) as caught:
+        client.files.download(file=created)
+    assert (caught.value.code, caught.value.status) == (500, "DATA_LOSS")
+    assert "missing from the blob store" in str(caught.value.message)
+    log = server.log_path.read_text()
+    assert len([line for line in log.splitlines() if "download" in line and " 500 " in line]) == 1, log
