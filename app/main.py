@@ -24,7 +24,7 @@ from app.dialects.openai.fast_reads import OpenAIFastReads
 from app.dialects.openai.files_router import router as openai_files_router
 from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.sniff import DialectDispatcher
-from app.http.errors import Renderer, install_error_handlers
+from app.http.errors import BaseUrls, Renderer, install_error_handlers
 from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
 from app.settings import Settings
 from app.stores import open_stores
@@ -49,7 +49,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.mount(prefix, sub)
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     install_error_handlers(
-        app, Renderer(error=_in_dialect_of_path, server_error=openai_errors.RENDERER.server_error)
+        app,
+        Renderer(
+            error=_in_dialect_of_path,
+            server_error=openai_errors.RENDERER.server_error,
+            base_urls=_base_urls_of_path,
+        ),
     )
     app.add_middleware(OpenAIFastReads)  # after the dispatcher: it sees only OpenAI requests
     app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
@@ -95,3 +100,13 @@ def _in_dialect_of_path(request: Request, error: FileDockError) -> Response:
     if path.startswith("/gemini/"):
         return gemini_errors.RENDERER.error(request, error)
     return openai_errors.RENDERER.error(request, error)
+
+
+def _base_urls_of_path(request: Request) -> BaseUrls:
+    """Where the dialect of the path is served, as `_in_dialect_of_path` picks the dialect."""
+    path = request.url.path
+    if path.startswith("/anthropic/"):
+        return anthropic_errors.BASE_URLS
+    if path.startswith("/gemini/"):
+        return gemini_errors.BASE_URLS
+    return openai_errors.BASE_URLS

@@ -16,6 +16,7 @@ FileDockError
 ├── RangeNotSatisfiable      a Range that starts past the end of the file
 ├── RouteNotFound            no such route or method
 ├── RateLimited              the API key sent too many requests; retry after a while
+├── BlobMissing              a row names bytes the blob store no longer has; permanent
 └── StorageUnavailable       the database or blob store failed; retrying may help
     └── UploadBusy           another request is completing this Upload; the retry sees the result
 
@@ -126,6 +127,19 @@ class RateLimited(FileDockError):
     def __init__(self, message: str, retry_after_seconds: float) -> None:
         super().__init__(message, code="rate_limit_exceeded")
         self.retry_after_seconds = retry_after_seconds
+
+
+class BlobMissing(FileDockError):
+    """A file's row names a blob the store no longer has (deleted behind FileDock's back, a
+    restore without the blobs). Not transient: every retry would fail the same way, so each
+    dialect answers a server error that the SDKs do not retry, and an operator must restore the
+    blob or delete the file."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The file's bytes are missing from the blob store, so it cannot be read; retrying will "
+            "not help. Ask the FileDock operator to restore the blob or delete the file."
+        )
 
 
 class StorageUnavailable(FileDockError):

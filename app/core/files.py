@@ -19,6 +19,7 @@ from typing import TypeVar
 from app.blobs import BlobNotFound, BlobStore, BlobStoreError, BlobWriter
 from app.core import ids
 from app.core.errors import (
+    BlobMissing,
     CursorNotFound,
     DownloadRefused,
     FileNotFound,
@@ -175,7 +176,7 @@ class FileService:
         """Run the policy's content check over a kept blob, streaming, in bounded memory."""
         check = policy.new_check()
         assert check is not None
-        async for chunk in await self.open_blob(key):
+        async for chunk in await self.open_blob(key, owner="a file being checked"):
             check.feed(chunk)
         check.finish()
 
@@ -239,13 +240,16 @@ class FileService:
         if not self.may_download(record, vendor_allows):
             raise DownloadRefused(shown_id, record.purpose)
 
-    async def open_blob(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Bytes `start` up to `end` (exclusive) of a blob, opened before the first chunk is read."""
+    async def open_blob(
+        self, key: str, start: int = 0, end: int | None = None, *, owner: str
+    ) -> AsyncIterator[bytes]:
+        """Bytes `start` up to `end` (exclusive) of a blob, opened before the first chunk is read;
+        `owner` names what the blob holds ("file file-…") for the log, should it be missing."""
         try:
             return await self.blobs.open(key, start, end)
         except BlobNotFound:
-            log.error("a row names blob %s, which is missing", key)
-            raise StorageUnavailable("The file's bytes are missing from the blob store.") from None
+            log.error("%s names blob %s, which is missing from the blob store", owner, key)
+            raise BlobMissing from None
         except BlobStoreError as exc:
             raise StorageUnavailable("The blob store is unavailable. Please retry.") from exc
 

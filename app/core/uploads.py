@@ -254,7 +254,7 @@ class UploadService:
         self, parts: list[PartRecord], digest: "hashlib._Hash | None"
     ) -> AsyncIterator[bytes]:
         for part in parts:
-            async for chunk in await self.files.open_blob(part.blob_key):
+            async for chunk in await self.files.open_blob(part.blob_key, owner=f"part {part.id}"):
                 if digest is not None:  # md5 runs on the event loop: only when the client asks
                     digest.update(chunk)
                 yield chunk

@@ -8,7 +8,13 @@ The rule of ../shared/spec/anthropic-gemini.md §4.2, first match wins:
    `google-genai-sdk` user agent is Gemini;
 4. `anthropic-version`, `x-api-key` or `anthropic-beta` is Anthropic (era C authenticates with
    `Authorization: Bearer`, so auth alone tells nothing);
-5. otherwise the file id in the path decides (`file_…` Anthropic, a bare Gemini id Gemini),
+5. the user agent of an official SDK: the openai SDKs send `OpenAI/Python 1.x` (the client
+   class's name: `AsyncOpenAI/…`, `AzureOpenAI/…`) or `OpenAI/JS 4.x`, so a product token
+   containing `OpenAI` is OpenAI, and one containing `Anthropic` (`Anthropic/Python`,
+   `AsyncAnthropic/…`, `Anthropic/JS`) is Anthropic. The SDK's own signal outranks the shape
+   of an id: `GET /v1/files/file_abc` from the openai SDK is OpenAI's (404). The
+   `x-stainless-*` headers are not used: the openai and anthropic SDKs both send them;
+6. otherwise the file id in the path decides (`file_…` Anthropic, a bare Gemini id Gemini),
    and anything else is OpenAI.
 
 Requests under `/openai`, `/anthropic` and `/gemini` (or `/healthz`) are left alone.
@@ -20,6 +26,8 @@ from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.http.errors import ORIGINAL_PATH
 
 EXPLICIT_PREFIXES = ("/openai", "/anthropic", "/gemini", "/healthz", "/docs", "/openapi.json", "/redoc")
 _FILE_ID_SEGMENT = re.compile(r"^/v1[^/]*/files/([^/:]+)")
@@ -39,7 +47,7 @@ def sniff(path: str, headers: Headers, query_string: str = "") -> Dialect:
         return Dialect.GEMINI
     if any(name in headers for name in ("anthropic-version", "x-api-key", "anthropic-beta")):
         return Dialect.ANTHROPIC
-    return _by_file_id(path)
+    return _by_user_agent(headers.get("user-agent", "")) or _by_file_id(path)
 
 
 def _has_google_signal(headers: Headers, query_string: str) -> bool:
@@ -50,6 +58,16 @@ def _has_google_signal(headers: Headers, query_string: str) -> bool:
     if headers.get("user-agent", "").startswith("google-genai-sdk"):
         return True
     return "key" in parse_qs(query_string)
+
+
+def _by_user_agent(user_agent: str) -> Dialect | None:
+    """The dialect of an official OpenAI or Anthropic SDK, from its user agent's product token."""
+    product = user_agent.split("/", 1)[0].lower() if "/" in user_agent else ""
+    if "openai" in product:
+        return Dialect.OPENAI
+    if "anthropic" in product:
+        return Dialect.ANTHROPIC
+    return None
 
 
 def _by_file_id(path: str) -> Dialect:
@@ -80,4 +98,5 @@ class DialectDispatcher:
             scope["path"] = prefix + path
             scope["raw_path"] = prefix.encode() + scope.get("raw_path", path.encode())
             scope["filedock.sniffed"] = True
+            scope[ORIGINAL_PATH] = path  # what the client sent, for error messages
         await self.app(scope, receive, send)

@@ -41,7 +41,8 @@ async def download_response(request: Request, record: FileRecord, files: FileSer
     status = 200 if byte_range is None else 206
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=record.mime_type)
-    chunks = await files.open_blob(record.blob_key, start, end)  # fails here, before headers go out
+    # Fails here, before the headers go out.
+    chunks = await files.open_blob(record.blob_key, start, end, owner=f"file {record.id}")
     return BlobResponse(chunks, status_code=status, media_type=record.mime_type, headers=headers)
 
 

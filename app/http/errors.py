@@ -3,8 +3,9 @@ turns errors into responses the same way, and only the renderer, the dialect's w
 JSON, differs."""
 
 import logging
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,14 +16,45 @@ from starlette.requests import ClientDisconnect
 from app.core.errors import FileDockError, InvalidRequest, RouteNotFound, StorageUnavailable, UploadBusy
 
 log = logging.getLogger("filedock.errors")
+ORIGINAL_PATH = "filedock.original_path"  # the scope key of a path before it was re-pathed
+
+
+@dataclass(frozen=True)
+class BaseUrls:
+    """Where a dialect is served, so a 404 caused by a wrong SDK `base_url` can name the right one.
+
+    `bases` are the path prefixes a `base_url` may end in, the bare-root one first; `route` is a
+    regex of what the SDK appends to its `base_url` (`/files…` for openai, `/v1/files…` for
+    anthropic); `appends` says so in words for the hint, or is empty.
+    """
+
+    api: str
+    bases: tuple[str, ...]
+    route: str
+    appends: str = ""
+
+    def hint(self, path: str, origin: str) -> str | None:
+        """Which base URL to use, if `path` is an SDK route under a base path FileDock does not
+        serve (a missing `/v1`, a doubled one); None for any other path."""
+        match = re.fullmatch(rf"(?P<base>.*?)(?:{self.route})", path, re.DOTALL)
+        if match is None or match["base"] in self.bases:
+            return None
+        first_segment = match["base"].split("/")[1] if match["base"] else ""
+        suggested = next(
+            (base for base in self.bases if base and base.split("/")[1] == first_segment), self.bases[0]
+        )
+        where = f"under {suggested}" if suggested else "at the root"
+        return f"FileDock serves {self.api} {where}{self.appends}; set base_url to {origin}{suggested}."
 
 
 @dataclass(frozen=True)
 class Renderer:
-    """A dialect's error JSON: for a domain error, and for an unexpected failure."""
+    """A dialect's error JSON: for a domain error, and for an unexpected failure; and where the
+    dialect is served, for the 404 of a wrong base URL (None: no hint)."""
 
     error: Callable[[Request, FileDockError], Response]
     server_error: Callable[[Request], Response]
+    base_urls: Callable[[Request], BaseUrls | None] = field(default=lambda request: None)
 
 
 def install_error_handlers(app: FastAPI, render: Renderer) -> None:
@@ -35,7 +67,7 @@ def install_error_handlers(app: FastAPI, render: Renderer) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code in (404, 405):
-            return render.error(request, RouteNotFound(f"Invalid URL ({request.method} {request.url.path})"))
+            return render.error(request, _route_not_found(request, render.base_urls(request)))
         return render.error(request, InvalidRequest(str(exc.detail)))
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -59,3 +91,23 @@ def install_error_handlers(app: FastAPI, render: Renderer) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _route_not_found(request: Request, base_urls: BaseUrls | None) -> RouteNotFound:
+    """`Invalid URL (METHOD PATH)` with the path the client sent (not one re-pathed under a
+    dialect's prefix), and which base URL to use if the path is one wrong base URL away from a
+    route."""
+    path = str(request.scope.get(ORIGINAL_PATH, request.url.path))
+    message = f"Invalid URL ({request.method} {path})"
+    hint = base_urls.hint(path, _origin(request)) if base_urls is not None else None
+    return RouteNotFound(f"{message}: {hint}" if hint else message)
+
+
+def _origin(request: Request) -> str:
+    """The address the client reached FileDock at: `public_url` when configured, else the Host."""
+    service = getattr(request.app.state, "service", None)
+    configured = str(getattr(getattr(service, "settings", None), "public_url", "") or "").rstrip("/")
+    if configured:
+        return configured
+    host = request.headers.get("host") or request.url.netloc
+    return f"{request.url.scheme}://{host}"

@@ -54,6 +54,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str] | None = None
+        self._deferred = False  # the refusal waits for the answers to complete requests before it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -100,7 +101,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to a parser error; ours when the error was our own refusal.
-        self._refuse(*(self._refusal or (400, msg)))
+        status, message = self._refusal or (400, msg)
+        if self.cycle is not None and not self.cycle.response_complete and not self.cycle.more_body:
+            # The bytes before the bad ones were whole requests (pipelined, or one request and
+            # garbage in the same read) still being answered. Their answers go out in full
+            # first, then this refusal: a client that never saw its 200 would retry, and store
+            # its file twice. The rest of the input is ignored meanwhile.
+            self._refusal = (status, message)
+            self._deferred = True
+            self._cancel_header_timer()
+            return
+        self._refuse(status, message)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next queued request, if any
+        last_answered = self.cycle is not None and self.cycle.response_complete  # none queued
+        if self._deferred and self._refusal is not None and last_answered:
+            self._deferred = False
+            self._refuse(*self._refusal)
 
     def _count(self, size: int) -> None:
         self._header_bytes += size

@@ -233,3 +233,38 @@ def test_a_path_no_route_can_match_still_gets_its_dialects_404(
         assert (body["type"], body["error"]["type"]) == ("error", "not_found_error")
     else:
         assert body["error"]["status"] == "NOT_FOUND"
+
+
+def upload_gemini(base: str, data: bytes = b"hello", **headers: str) -> dict:
+    start = start_gemini(base, len(data), **headers)
+    done = chunk(start.headers["x-goog-upload-url"], data, 0, "upload, finalize")
+    assert done.status_code == 200, done.text
+    return dict(done.json()["file"])
+
+
+@pytest.mark.parametrize("face", ["", "/gemini"])
+@pytest.mark.parametrize("slashes", ["//", "/"], ids=["as-sent", "normalised"])
+def test_gemini_download_by_a_files_uri_in_the_name(server: FileDockServer, face: str, slashes: str) -> None:
+    # @google/genai for Node's files.download({file}) puts the File's uri where its name belongs.
+    created = upload_gemini(server.url + face, b"by uri")
+    uri = created["uri"].replace("://", ":" + slashes, 1)
+    for suffix in (":download", ":download:download"):
+        response = httpx.get(
+            f"{server.url}{face}/v1beta/files/{uri}{suffix}", params={"alt": "media"}, headers=GEMINI
+        )
+        assert (response.status_code, response.content) == (200, b"by uri"), response.text
+    missing = httpx.get(f"{server.url}{face}/v1beta/files/{uri[:-3]}zzz:download", headers=GEMINI)
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_gemini_download_by_uri_is_only_for_the_callers_project(
+    make_server: Callable[..., FileDockServer],
+) -> None:
+    server = make_server(api_keys="key-alpha=alpha,key-beta=beta")
+    created = upload_gemini(server.url, b"alpha only", **{"x-goog-api-key": "key-alpha"})
+    path = f"{server.url}/v1beta/files/{created['uri']}:download"
+    assert httpx.get(path, headers={"x-goog-api-key": "key-alpha"}).content == b"alpha only"
+    other = httpx.get(path, headers={"x-goog-api-key": "key-beta"})
+    assert (other.status_code, other.json()["error"]["status"]) == (404, "NOT_FOUND")
+    anonymous = httpx.get(path)
+    assert anonymous.status_code in (401, 403) and "error" in anonymous.json()

@@ -261,6 +261,101 @@ def test_openai_uploads_refuse_json_strings_they_cannot_store(
     assert_nothing_left(server, before)
 
 
+# --- JSON a client sends: nesting, huge numbers, constants, surrogates ---------------------
+
+DEEP_ARRAYS = "[" * 100_000
+DEEP_OBJECTS = '{"a":' * 5000
+HUGE_INT = "9" * 5000  # over Python's 4300-digit limit for int text
+UPLOAD = '{"filename": "a.txt", "purpose": "user_data", "bytes": 5, "mime_type": "text/plain"'
+HOSTILE_JSON = [
+    pytest.param(DEEP_ARRAYS, "nested more than 128", id="deep-arrays"),
+    pytest.param(DEEP_OBJECTS, "nested more than 128", id="deep-objects"),
+    pytest.param("[" * 200 + "]" * 200, "nested more than 128", id="deep-but-parseable"),
+    pytest.param(UPLOAD + ', "bytes": ' + HUGE_INT + "}", "5000 characters", id="huge-int"),
+    pytest.param(UPLOAD + ', "x": 1' + "0" * 400 + ".5}", "characters", id="long-float"),
+    pytest.param(UPLOAD + ', "bytes": NaN}', "NaN", id="nan"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), HOSTILE_JSON)
+def test_openai_uploads_refuse_hostile_json_bodies(server: FileDockServer, body: str, reason: str) -> None:
+    # Found by this test: 100,000 `[` was a RecursionError, 5000 digits a bare ValueError: 500s.
+    before = snapshot(server)
+    response = httpx.post(
+        f"{server.url}/v1/uploads", content=body, headers={"content-type": "application/json"}
+    )
+    message = openai_error(response, 400)["message"]
+    assert message.startswith("The request body is not valid JSON") and reason in message
+    assert_nothing_left(server, before)
+
+
+def test_openai_upload_complete_refuses_a_deeply_nested_body(server: FileDockServer) -> None:
+    created = httpx.post(
+        f"{server.url}/v1/uploads", content=UPLOAD + "}", headers={"content-type": "application/json"}
+    )
+    assert created.status_code == 200, created.text
+    response = httpx.post(
+        f"{server.url}/v1/uploads/{created.json()['id']}/complete",
+        content='{"part_ids": ' + DEEP_ARRAYS + "}",
+        headers={"content-type": "application/json"},
+    )
+    assert "nested more than 128" in openai_error(response, 400)["message"]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param("[" * 60_000, "nested more than 128", id="deep"),  # the field holds 64 KiB
+        pytest.param(
+            '{"anchor": "created_at", "seconds": ' + HUGE_INT + "}", "5000 characters", id="huge-int"
+        ),
+        pytest.param('{"anchor": "\\ud800", "seconds": 3600}', "lone surrogate", id="surrogate"),
+        pytest.param('{"anchor": "created_at", "seconds": Infinity}', "Infinity", id="infinity"),
+    ],
+)
+def test_openai_files_refuse_a_hostile_expires_after_field(
+    server: FileDockServer, value: str, reason: str
+) -> None:
+    before = snapshot(server)
+    body = form(PURPOSE, field("expires_after", value.encode()), file_part(b"a.txt"))
+    error = openai_error(post_form(server, OPENAI, body), 400)
+    assert error["param"] == "expires_after" and "'expires_after'" in error["message"]
+    assert reason in error["message"]
+    assert_nothing_left(server, before)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        pytest.param(DEEP_ARRAYS, "nested more than 128", id="deep"),
+        pytest.param('{"a": ' + HUGE_INT + "}", "5000 characters", id="huge-int"),
+    ],
+)
+def test_openai_batch_files_refuse_a_hostile_line(server: FileDockServer, line: str, reason: str) -> None:
+    before = snapshot(server)
+    content = b'{"custom_id": "ok"}\n' + line.encode() + b"\n"
+    body = form(field("purpose", b"batch"), file_part(b"batch.jsonl", content))
+    message = openai_error(post_form(server, OPENAI, body), 400)["message"]
+    assert "line 2 is not valid JSON" in message and reason in message
+    assert_nothing_left(server, before)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param("[" * 60_000, "nested more than 128", id="deep"),  # the start body holds 64 KiB
+        pytest.param('{"file": {"sizeBytes": ' + HUGE_INT + "}}", "5000 characters", id="huge-int"),
+    ],
+)
+def test_gemini_refuses_a_hostile_start_body(server: FileDockServer, body: str, reason: str) -> None:
+    before = snapshot(server)
+    start = {"x-goog-upload-protocol": "resumable", "x-goog-upload-command": "start", **GEMINI}
+    response = httpx.post(f"{server.url}/upload/v1beta/files", headers=start, content=body)
+    message = gemini_error(response, 400)["message"]
+    assert "JSON payload is not valid JSON" in message and reason in message
+    assert_nothing_left(server, before)
+
+
 @pytest.mark.parametrize(
     ("file", "headers"),
     [
@@ -576,6 +671,47 @@ def test_pipelined_requests_are_each_answered(server: FileDockServer) -> None:
     one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     raw = raw_exchange(server, one * 3 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert raw.count(b"HTTP/1.1 200 OK") == 4
+
+
+def responses_of(raw: bytes) -> list[tuple[int, Any]]:
+    """Each (status, JSON body) in a stream of responses that all carry a content-length."""
+    found = []
+    while raw:
+        head, rest = raw.split(b"\r\n\r\n", 1)
+        length = int(
+            next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:]
+        )
+        found.append((status_of(head), json.loads(rest[:length])))
+        raw = rest[length:]
+    return found
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(b"GARBAGE \x00\x01 nonsense\r\n\r\n", id="not-http"),
+        pytest.param(b"POST /v1/files HTTP/1.1\r\nBad Header\r\n\r\n", id="bad-header"),
+    ],
+)
+def test_an_upload_followed_by_garbage_is_answered_before_the_refusal(
+    server: FileDockServer, garbage: bytes
+) -> None:
+    # Found by this test: the 400 for the garbage went out at once and the connection closed,
+    # so the client never saw the 200 of the upload it had sent whole, and would send it again.
+    filename = f"pipelined-{time.monotonic_ns()}.txt"
+    body = form(PURPOSE, file_part(filename.encode(), b"stored once"))
+    raw = raw_exchange(server, upload_head("/v1/files", len(body)) + body + garbage)
+    (upload_status, upload), (refusal_status, refusal) = responses_of(raw)
+    assert (upload_status, upload["filename"], upload["bytes"]) == (200, filename, 11)
+    assert refusal_status == 400 and refusal["error"]["message"]
+    listed = httpx.get(f"{server.url}/v1/files", params={"limit": 10000}).json()["data"]
+    assert [f["id"] for f in listed if f["filename"] == filename] == [upload["id"]]
+
+
+def test_pipelined_requests_before_garbage_are_each_answered(server: FileDockServer) -> None:
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = raw_exchange(server, one * 3 + b"\x16\x03\x01 not http\r\n\r\n")
+    assert [status for status, _ in responses_of(raw)] == [200, 200, 200, 400]
 
 
 def test_a_huge_url_gets_431(server: FileDockServer) -> None:

@@ -133,6 +133,19 @@ def test_missing_file_is_404_everywhere(client: openai.OpenAI) -> None:
         assert caught.value.request_id and caught.value.request_id.startswith("req_")
 
 
+@pytest.mark.parametrize("file_id", ["file_abc", "0123456789abcdefghijklmnopqr"])
+def test_the_sdk_gets_openai_errors_for_ids_shaped_like_other_vendors(
+    client: openai.OpenAI, file_id: str
+) -> None:
+    # Found by this test: the shape of the id (`file_…` Anthropic's, 28 characters Gemini's)
+    # routed the openai SDK's own request to the other dialect, with its error JSON.
+    for call in (client.files.retrieve, client.files.delete, client.files.content):
+        with pytest.raises(openai.NotFoundError) as caught:
+            call(file_id)
+        assert (caught.value.type, caught.value.param) == ("invalid_request_error", "id")
+        assert f"No such File object: {file_id}" in caught.value.message
+
+
 def test_delete_removes_the_file(client: openai.OpenAI) -> None:
     created = client.files.create(file=("gone.txt", b"x"), purpose="user_data")
     deleted = client.files.delete(created.id)
@@ -204,3 +217,43 @@ async def test_thirty_concurrent_uploads_all_land_across_two_workers(
         assert len({f.id for f in created}) == 32
         contents = await asyncio.gather(*(client.files.content(f.id) for f in created))
         assert [c.content for c in contents] == payloads
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("", "/v1"), ("/openai", "/openai/v1"), ("/v1/v1", "/v1")])
+def test_a_wrong_base_url_is_told_the_right_one(server: FileDockServer, typed: str, meant: str) -> None:
+    with openai.OpenAI(base_url=server.url + typed, api_key="k", max_retries=0) as sdk:
+        for call in (lambda: sdk.files.create(file=("a.txt", b"x"), purpose="user_data"), sdk.files.list):
+            with pytest.raises(openai.NotFoundError) as caught:
+                call()
+            assert caught.value.type == "invalid_request_error"
+            assert f"set base_url to {server.url}{meant}." in caught.value.message
+            assert f"FileDock serves the OpenAI API under {meant}" in caught.value.message
+
+
+@pytest.mark.embedded_only("deletes a blob file behind the server's back")
+def test_a_missing_blob_is_a_server_error_the_sdk_does_not_retry(
+    make_server: Callable[..., FileDockServer],
+) -> None:
+    # Found by this test: a 503 with retry-after, which the SDK retried as if it were transient.
+    server = make_server()
+    sent: list[str] = []
+    hooks = {"request": [lambda request: sent.append(request.url.path)]}
+    with openai.OpenAI(
+        base_url=server.openai_url,
+        api_key="k",
+        max_retries=2,
+        http_client=openai.DefaultHttpxClient(event_hooks=hooks),
+    ) as sdk:
+        created = sdk.files.create(file=("lost.txt", b"soon gone"), purpose="user_data")
+        [(key,)] = server.sql("SELECT blob_key FROM files WHERE id = ?", created.id)
+        [blob] = server.blob_files()
+        blob.unlink()
+        sent.clear()
+        with pytest.raises(openai.InternalServerError) as caught:
+            sdk.files.content(created.id)
+    assert sent == [f"/v1/files/{created.id}/content"]  # one request: no retry
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert "retry-after" not in caught.value.response.headers
+    assert "missing from the blob store" in caught.value.message
+    log = server.log_path.read_text()  # FileDock's own lines: WARNING and above, message only
+    assert f"file {created.id} names blob {key}, which is missing" in log, log

@@ -9,7 +9,7 @@ import math
 from fastapi.responses import JSONResponse
 
 from app.core import errors
-from app.http.errors import Renderer
+from app.http.errors import BaseUrls, Renderer
 from app.http.middleware import request_id
 
 # Most specific class first: the first `isinstance` match wins.
@@ -24,6 +24,7 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.RequestTimeout, 408, "timeout_error"),
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
     (errors.RateLimited, 429, "rate_limit_error"),
+    (errors.BlobMissing, 500, "api_error"),  # with x-should-retry: false, as every permanent error
     (errors.StorageUnavailable, 503, "api_error"),
 ]
 ERROR_CODES: dict[type[errors.FileDockError], str] = {
@@ -77,7 +78,12 @@ def _body(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# A 404 under any other base path, as a wrong SDK `base_url` gives, names the right one.
+BASE_URLS = BaseUrls(
+    "the Anthropic API", ("", "/anthropic"), r"/v1/files(?:/.*)?", " (the SDK adds /v1 itself)"
+)
 RENDERER = Renderer(
     error=lambda request, exc: error_response(exc, request_id(request)),
     server_error=lambda request: server_error_response(request_id(request)),
+    base_urls=lambda request: BASE_URLS,
 )

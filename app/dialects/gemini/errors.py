@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from app.core import errors
-from app.http.errors import Renderer
+from app.http.errors import BaseUrls, Renderer
 
 # Most specific class first: the first `isinstance` match wins.
 STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
@@ -25,6 +25,9 @@ STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.RequestTooLarge, 413, "INVALID_ARGUMENT"),
     (errors.RequestTimeout, 408, "DEADLINE_EXCEEDED"),
     (errors.RangeNotSatisfiable, 416, "OUT_OF_RANGE"),
+    # Google's code for unrecoverable data loss. google-genai retries nothing unless the caller
+    # sets retry_options (whose default codes include 500); the header is for other clients.
+    (errors.BlobMissing, 500, "DATA_LOSS"),
     (errors.RateLimited, 429, "RESOURCE_EXHAUSTED"),
     (errors.StorageUnavailable, 503, "UNAVAILABLE"),
 ]
@@ -55,6 +58,8 @@ def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
     headers = {"x-goog-upload-status": "final"} if upload else {}
     if exc.retry_after_seconds is not None:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
+    elif status >= 500:
+        headers["x-should-retry"] = "false"  # permanent (a missing blob): a retry fails the same way
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["content-range"] = f"bytes */{exc.size}"
     if exc.body_unread:
@@ -77,7 +82,15 @@ def is_upload(request: Request) -> bool:
     return "/upload/" in request.url.path
 
 
+# A 404 under any other base path, as a wrong SDK `base_url` gives, names the right one.
+BASE_URLS = BaseUrls(
+    "the Gemini API",
+    ("", "/gemini"),
+    r"(?:/upload)?/v1(?:beta)?/files(?:[/:].*)?",
+    " (the SDK adds the API version itself)",
+)
 RENDERER = Renderer(
     error=lambda request, exc: error_response(exc, upload=is_upload(request)),
     server_error=lambda request: server_error_response(upload=is_upload(request)),
+    base_urls=lambda request: BASE_URLS,
 )

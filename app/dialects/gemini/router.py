@@ -21,7 +21,7 @@ from app.dialects.gemini.ids import from_gemini_id, to_gemini_id
 from app.dialects.gemini.sessions import SESSION_PURPOSE, ResumableUploads, Session, check_offset
 from app.dialects.gemini.wire import file_resource
 from app.http.apps import create_dialect_app
-from app.http.bodies import discard_body, loads_json, read_capped
+from app.http.bodies import discard_body, parse_client_json, read_capped
 from app.http.credentials import authenticate, gemini_key
 from app.http.downloads import download_response
 
@@ -31,6 +31,8 @@ MAX_DISPLAY_NAME = 512
 CHUNK_GRANULARITY = 8 * 1024 * 1024  # the SDK's chunk size; any size is accepted
 MAX_DISCARDED_BYTES = 4 * CHUNK_GRANULARITY  # a refused chunk is read to its end up to this size
 INVALID_KEY_MESSAGE = "API key not valid. Please pass a valid API key."
+# The end of a File's `uri` or `downloadUri` however it is prefixed: `…/files/<id>[:download]`.
+_FILE_AT_END = re.compile(r"(?:^|/)files/([^/:?]+)(?::download)?$")
 
 
 def get_service(request: Request) -> FileService:
@@ -105,6 +107,26 @@ async def download_file(file_id: str, request: Request, version: VersionDep, ser
     record = await _get(file_id, service)
     service.check_downloadable(record, _vendor_allows_download, file_id)
     return await download_response(request, record, service)
+
+
+@router.api_route(
+    "/{version}/files/{reference:path}:download",
+    methods=["GET", "HEAD"],
+    dependencies=[Depends(authorized_service)],
+    include_in_schema=False,
+)
+async def download_file_by_uri(
+    reference: str, request: Request, version: VersionDep, service: ServiceDep
+) -> Response:
+    """`files/<a File's uri>:download`: the SDKs strip a File's `uri` down to its id only when
+    it starts with `https://`, so `files.download` of @google/genai for Node (given a File) and
+    of google-genai (given a uri) ask for `files/http://HOST/v1beta/files/<id>:download` (or,
+    after URL normalisation, `http:/HOST/…`). A path ending in `files/<id>` names that file of
+    the caller's project, as the plain route does; the key is checked as usual."""
+    match = _FILE_AT_END.search(reference)
+    if match is None:
+        raise FileNotFound(reference)
+    return await download_file(match[1], request, version, service)
 
 
 @router.get("/{version}/files/{file_id}", dependencies=[Depends(authorized_service)])
@@ -233,10 +255,7 @@ async def _start_body(request: Request) -> dict[str, Any]:
     raw = await read_capped(request.stream(), MAX_START_BODY_BYTES, too_large)
     if not raw.strip():
         return {}
-    try:
-        body = loads_json(raw)
-    except ValueError:
-        raise InvalidRequest("Invalid JSON payload received.") from None
+    body = parse_client_json(raw, "The upload start request's JSON payload")
     file = body.get("file", {}) if isinstance(body, dict) else None
     if not isinstance(file, dict):
         raise InvalidRequest('Invalid JSON payload: expected {"file": {...}}.')

@@ -8,7 +8,7 @@ import math
 from fastapi.responses import JSONResponse
 
 from app.core import errors
-from app.http.errors import Renderer
+from app.http.errors import BaseUrls, Renderer
 from app.http.middleware import request_id
 
 # Most specific class first: the first `isinstance` match wins.
@@ -22,6 +22,7 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.RequestTimeout, 408, "invalid_request_error"),
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
     (errors.RateLimited, 429, "requests"),
+    (errors.BlobMissing, 500, "server_error"),
     (errors.StorageUnavailable, 503, "server_error"),
 ]
 
@@ -51,6 +52,10 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
         headers["retry-after-ms"] = str(math.ceil(exc.retry_after_seconds * 1000))
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["content-range"] = f"bytes */{exc.size}"
+    if status >= 500 and exc.retry_after_seconds is None:
+        # A permanent server-side failure (a missing blob): the SDK retries every 5xx unless
+        # told not to, and a retry would fail the same way.
+        headers["x-should-retry"] = "false"
     if exc.body_unread:
         headers["connection"] = "close"  # the body was not read; the connection cannot be reused
     return JSONResponse(body, status_code=status, headers=headers)
@@ -68,7 +73,10 @@ def server_error_response(request_id: str | None) -> JSONResponse:
     return JSONResponse(body, status_code=500, headers={"x-request-id": request_id} if request_id else {})
 
 
+# A 404 under any other base path, as a wrong SDK `base_url` gives, names the right one.
+BASE_URLS = BaseUrls("the OpenAI API", ("/v1", "/openai/v1"), r"/(?:files|uploads)(?:/.*)?", "")
 RENDERER = Renderer(
     error=lambda request, exc: error_response(exc, request_id(request)),
     server_error=lambda request: server_error_response(request_id(request)),
+    base_urls=lambda request: BASE_URLS,
 )

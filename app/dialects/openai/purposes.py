@@ -4,7 +4,6 @@
 """
 
 import functools
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pathlib import PurePosixPath
 
 from app.core.errors import InvalidRequest
 from app.core.policy import ContentCheck, FilePolicy
+from app.http.bodies import NotJson, client_json
 from app.settings import Settings
 
 CREATABLE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -139,9 +139,11 @@ class JsonlChecker:
         if not text.strip():
             return
         try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = None
+            parsed = client_json(text)
+        except NotJson as exc:
+            raise InvalidRequest(
+                f"Invalid file for {self.api}: line {self._line_number} is not valid JSON: {exc}."
+            ) from None
         if not isinstance(parsed, dict):
             raise InvalidRequest(
                 f"Invalid file for {self.api}: line {self._line_number} is not a JSON object."

@@ -9,7 +9,6 @@ reads the kept blob back before any row names it. Validation order (spec §2.2):
 expires_after, extension, size, content.
 """
 
-import json
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -19,6 +18,7 @@ from app.core.files import FileService, NewFile, Staged
 from app.core.policy import FilePolicy, check_filename, display_filename
 from app.core.records import FileRecord
 from app.dialects.openai import purposes
+from app.http.bodies import parse_client_json
 from app.http.multipart import (
     FormReader,
     Part,
@@ -99,10 +99,7 @@ async def _read_form(form: FormReader, staged: Staged, service: FileService) -> 
 def _expires_after(fields: dict[str, str]) -> int | None:
     """`expires_after[anchor]`/`[seconds]` as the SDK flattens it, or one JSON field."""
     if "expires_after" in fields:
-        try:
-            value = json.loads(fields["expires_after"])
-        except ValueError:
-            value = None
+        value = parse_client_json(fields["expires_after"], "'expires_after'", param="expires_after")
         if not isinstance(value, dict):
             raise InvalidRequest(
                 "Invalid 'expires_after': expected an object with 'anchor' and 'seconds'.",

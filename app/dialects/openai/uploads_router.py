@@ -13,7 +13,7 @@ from app.dialects.openai import purposes
 from app.dialects.openai.files_router import ServiceDep, authorized_service
 from app.dialects.openai.part_form import add_part_from_form
 from app.dialects.openai.wire import ErrorBody, UploadObject, UploadPartObject
-from app.http.bodies import loads_json, read_capped
+from app.http.bodies import parse_client_json, read_capped
 
 MAX_JSON_BODY_BYTES = 1024 * 1024  # 10,000 part ids fit with room to spare
 T = TypeVar("T")
@@ -80,10 +80,7 @@ def _mime_type(value: str) -> str:
 async def _json_object(request: Request) -> dict[str, Any]:
     too_large = RequestTooLarge(f"Request body is too large: over {MAX_JSON_BODY_BYTES} bytes.")
     raw = await read_capped(request.stream(), MAX_JSON_BODY_BYTES, too_large)
-    try:
-        body = loads_json(raw)
-    except ValueError:
-        body = None
+    body = parse_client_json(raw, "The request body")
     if not isinstance(body, dict):
         raise InvalidRequest("We could not parse the JSON body of your request: expected a JSON object.")
     return body

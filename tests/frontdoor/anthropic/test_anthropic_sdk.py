@@ -144,3 +144,39 @@ def test_every_response_carries_a_request_id(dock: FileDockServer, face: str) ->
     assert response.status_code == 200
     assert response.headers["request-id"].startswith("req_")
     assert set(response.json()) == {"data", "has_more", "first_id", "last_id", "next_page"}
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("/v1", ""), ("/anthropic/v1", "/anthropic")])
+def test_a_wrong_base_url_is_told_the_right_one(dock: FileDockServer, typed: str, meant: str) -> None:
+    # Found by this test: the message showed `/anthropic/v1/v1/files`, a path the user never typed.
+    with anthropic.Anthropic(base_url=dock.url + typed, api_key="k", max_retries=0) as sdk:
+        for call in (lambda: sdk.beta.files.upload(file=("a.txt", b"x", "text/plain")), sdk.beta.files.list):
+            with pytest.raises(anthropic.NotFoundError) as caught:
+                call()
+            message = caught.value.body["error"]["message"]  # type: ignore[index]
+            assert message.startswith(f"Invalid URL ({caught.value.request.method} {typed}/v1/files)")
+            assert message.endswith(f"set base_url to {dock.url}{meant}.")
+
+
+@pytest.mark.embedded_only("deletes a blob file behind the server's back")
+def test_a_missing_blob_is_a_server_error_the_sdk_does_not_retry(
+    make_dock: Callable[..., FileDockServer],
+) -> None:
+    server = make_dock()
+    sent: list[str] = []
+    hooks = {"request": [lambda request: sent.append(request.url.path)]}
+    with anthropic.Anthropic(
+        base_url=server.url,
+        api_key="k",
+        max_retries=2,
+        http_client=anthropic.DefaultHttpxClient(event_hooks=hooks),
+    ) as sdk:
+        created = sdk.beta.files.upload(file=("lost.txt", b"soon gone", "text/plain"))
+        [blob] = server.blob_files()
+        blob.unlink()
+        sent.clear()
+        with pytest.raises(anthropic.InternalServerError) as caught:
+            sdk.beta.files.download(created.id)
+    assert sent == [f"/v1/files/{created.id}/content"]  # one request: no retry
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert "missing from the blob store" in caught.value.body["error"]["message"]  # type: ignore[index]

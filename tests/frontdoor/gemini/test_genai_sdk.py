@@ -4,6 +4,7 @@
 """
 
 import io
+import re
 from collections.abc import Callable
 
 import pytest
@@ -45,6 +46,16 @@ def test_get_download_delete_round_trip(gemini_client: genai.Client) -> None:
     with pytest.raises(errors.ClientError) as caught:
         gemini_client.files.get(name=created.name)
     assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
+
+
+def test_download_by_the_files_uri(gemini_client: genai.Client) -> None:
+    # The SDKs strip a uri to the file's id only when it starts with https://; FileDock's are
+    # http://, so the uri itself is sent where the name belongs (@google/genai for Node does
+    # this with a File object).
+    created = upload(gemini_client, b"fetched by uri")
+    assert created.uri is not None
+    assert gemini_client.files.download(file=created.uri) == b"fetched by uri"
+    assert gemini_client.files.download(file=genai.types.Video(uri=created.uri)) == b"fetched by uri"
 
 
 def test_multi_chunk_upload_is_assembled_in_order(
@@ -126,3 +137,40 @@ def test_configured_api_keys_are_enforced(
     assert (caught.value.code, caught.value.status) == (401, "UNAUTHENTICATED")
     created = upload(make_client(keyed_dock, face, api_key="secret-1"), b"ok")  # chunks carry no key
     assert created.size_bytes == 2
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("/v1", ""), ("/v1beta", ""), ("/gemini/v1beta", "/gemini")])
+def test_a_wrong_base_url_is_told_the_right_one(dock: FileDockServer, typed: str, meant: str) -> None:
+    # Found by this test: the message showed `/gemini/v1/upload/…`, a path the user never typed.
+    client = genai.Client(
+        api_key="k", vertexai=False, http_options=genai.types.HttpOptions(base_url=dock.url + typed)
+    )
+    try:
+        for call in (lambda: upload(client, b"x"), lambda: list(client.files.list())):
+            with pytest.raises(errors.ClientError) as caught:
+                call()
+            assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
+            message = str(caught.value.message)
+            assert re.match(
+                rf"Invalid URL \((GET|POST) {re.escape(typed)}/(upload/)?{VERSION}/files", message
+            )
+            assert message.endswith(f"set base_url to {dock.url}{meant}.")
+    finally:
+        client.close()
+
+
+@pytest.mark.embedded_only("deletes a blob file behind the server's back")
+def test_a_missing_blob_is_data_loss_not_retried(
+    make_dock: Callable[..., FileDockServer], make_client: Callable[..., genai.Client]
+) -> None:
+    server = make_dock(log_level="info")  # with the access log, which counts the requests
+    client = make_client(server)
+    created = upload(client, b"soon gone")
+    [blob] = server.blob_files()
+    blob.unlink()
+    with pytest.raises(errors.ServerError) as caught:
+        client.files.download(file=created)
+    assert (caught.value.code, caught.value.status) == (500, "DATA_LOSS")
+    assert "missing from the blob store" in str(caught.value.message)
+    log = server.log_path.read_text()
+    assert len([line for line in log.splitlines() if "download" in line and " 500 " in line]) == 1, log

@@ -1,0 +1,110 @@
+"""The uvicorn internals `app.server` extends, pinned: a uvicorn release that renames or reshapes
+one of them fails here, loudly, instead of silently dropping a limit or an answer.
+
+`app/server/protocol.py` overrides parser callbacks and `send_400_response` of httptools'
+protocol, and relies on uvicorn calling them (and `on_response_complete`) where it does today;
+`app/server/zerocopy.py` wraps `_start_asgi_task` and reads and writes attributes of the
+request-response cycle.
+"""
+
+import inspect
+import re
+
+import pytest
+from uvicorn.protocols.http import httptools_impl
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+
+from app.server.protocol import FileDockHttpProtocol, LimitedHttpToolsProtocol
+
+# Each hook with the parameters FileDock's override takes (self first).
+HOOKS = {
+    "connection_made": ["self", "transport"],
+    "connection_lost": ["self", "exc"],
+    "data_received": ["self", "data"],
+    "on_message_begin": ["self"],
+    "on_url": ["self", "url"],
+    "on_header": ["self", "name", "value"],
+    "on_headers_complete": ["self"],
+    "on_response_complete": ["self"],
+    "send_400_response": ["self", "msg"],
+    "_start_asgi_task": ["self", "cycle", "app"],
+}
+# Attributes of RequestResponseCycle that app/server reads or writes.
+CYCLE_ATTRIBUTES = [
+    "scope",
+    "flow",
+    "body",
+    "more_body",
+    "keep_alive",
+    "disconnected",
+    "response_started",
+    "response_complete",
+    "chunked_encoding",
+    "expected_content_length",
+    "on_response",
+]
+# Attributes of the protocol that app/server reads.
+PROTOCOL_ATTRIBUTES = ["transport", "loop", "cycle", "server_state", "pipeline", "flow"]
+
+
+def source_of(function: object) -> str:
+    return inspect.getsource(function)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("name", "parameters"), HOOKS.items())
+def test_each_hook_exists_with_the_parameters_we_override(name: str, parameters: list[str]) -> None:
+    hook = getattr(HttpToolsProtocol, name, None)
+    assert callable(hook), f"uvicorn's HttpToolsProtocol has no {name}: app/server must be revisited"
+    assert list(inspect.signature(hook).parameters) == parameters
+
+
+def test_our_protocol_overrides_each_hook_on_uvicorns_class() -> None:
+    assert issubclass(FileDockHttpProtocol, HttpToolsProtocol)
+    overridden = {
+        name
+        for cls in FileDockHttpProtocol.__mro__[:-1]
+        if cls is not HttpToolsProtocol
+        for name in vars(cls)
+    }
+    assert set(HOOKS) - {"_start_asgi_task"} <= set(vars(LimitedHttpToolsProtocol))
+    assert set(HOOKS) <= overridden
+
+
+def test_the_cycle_has_the_attributes_we_use() -> None:
+    assigned = set(re.findall(r"self\.(\w+)(?::[^=\n]+)? = ", source_of(RequestResponseCycle.__init__)))
+    missing = set(CYCLE_ATTRIBUTES) - assigned
+    assert not missing, f"RequestResponseCycle no longer sets {sorted(missing)}"
+    for method in ("send", "receive", "run_asgi"):
+        assert inspect.iscoroutinefunction(getattr(RequestResponseCycle, method))
+
+
+def test_the_protocol_sets_the_attributes_we_use() -> None:
+    assigned = re.findall(r"self\.(\w+)(?::[^=\n]+)? = ", inspect.getsource(HttpToolsProtocol))
+    missing = set(PROTOCOL_ATTRIBUTES) - set(assigned)
+    assert not missing, f"HttpToolsProtocol no longer sets {sorted(missing)}"
+
+
+def test_uvicorn_calls_the_hooks_where_we_rely_on_it() -> None:
+    # A parser error (ours, raised in a callback, or httptools' own) ends in send_400_response.
+    assert re.search(
+        r"except httptools\.HttpParserError:.*?self\.send_400_response\(",
+        source_of(HttpToolsProtocol.data_received),
+        re.S,
+    )
+    # A request starts through _start_asgi_task, both at once and when dequeued after a pipeline.
+    assert "self._start_asgi_task(" in source_of(HttpToolsProtocol.on_headers_complete)
+    assert "self._start_asgi_task(" in source_of(HttpToolsProtocol.on_response_complete)
+    # The cycle reports a complete response through on_response, bound to on_response_complete.
+    assert "on_response=self.on_response_complete" in source_of(HttpToolsProtocol.on_headers_complete)
+    assert re.search(
+        r"self\.response_complete = True.*?self\.on_response\(\)", source_of(RequestResponseCycle.send), re.S
+    )
+    # A request's body is whole once on_message_complete clears more_body.
+    assert "self.cycle.more_body = False" in source_of(HttpToolsProtocol.on_message_complete)
+
+
+@pytest.mark.parametrize("status", [400, 408, 431])
+def test_status_line_holds_the_statuses_we_refuse_with(status: int) -> None:
+    assert STATUS_LINE[status].startswith(f"HTTP/1.1 {status} ".encode())
+    assert STATUS_LINE[status].endswith(b"\r\n")
+    assert httptools_impl.STATUS_LINE is STATUS_LINE
