@@ -405,7 +405,7 @@ def test_file_part_before_purpose_still_gets_the_content_check(
     blobs_before = server.blob_files()
     body = multipart(("file", "b.jsonl", b'{"a": 1}\nnot json\n'), ("purpose", None, b"batch"))
     response = http.post("/files", content=chunked(body), headers={"content-type": MULTIPART})
-    assert "line 2 is not a JSON object" in openai_error(response, 400)["message"]
+    assert "line 2 is not valid JSON" in openai_error(response, 400)["message"]
     assert server.leftovers() == []
     assert server.blob_files() == blobs_before  # the kept blob was removed again
 

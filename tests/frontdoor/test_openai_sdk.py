@@ -38,7 +38,7 @@ def test_bare_bytes_are_taken_for_jsonl_purposes(client: openai.OpenAI, purpose:
 
 @pytest.mark.parametrize("purpose", ["batch", "fine-tune"])
 def test_bare_bytes_for_jsonl_purposes_must_be_jsonl(client: openai.OpenAI, purpose: str) -> None:
-    with pytest.raises(openai.BadRequestError, match="line 2 is not a JSON object"):
+    with pytest.raises(openai.BadRequestError, match="line 2 is not valid JSON"):
         client.files.create(file=b'{"a": 1}\nplain text\n', purpose=purpose)
 
 
