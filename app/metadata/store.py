@@ -3,7 +3,6 @@
 import contextlib
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import CursorNotFound, OverQuota
 from app.core.records import FileRecord, Order, ProjectUsage, Quota
-from app.metadata.engine import database_errors, reader_for
+from app.metadata.engine import reader_for, reading, transaction
 from app.metadata.tables import FileRow, FileTombstone, ProjectRow
 
 
@@ -35,22 +34,6 @@ def _record(row: Any) -> FileRecord:
 def _live(now: Any) -> Any:
     """Not expired at `now` (a value, or `bindparam("now")` in statements built once)."""
     return or_(FileRow.expires_at.is_(None), FileRow.expires_at > now)
-
-
-@contextlib.asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One transaction, committed when the block ends without an error."""
-    with database_errors():
-        async with engine.begin() as connection:
-            yield connection
-
-
-@contextlib.asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for reads only: no explicit BEGIN/COMMIT round trips."""
-    with database_errors():
-        async with engine.connect() as connection:
-            yield connection
 
 
 async def insert_file_row(connection: AsyncConnection, record: FileRecord, quota: Quota) -> FileRecord:

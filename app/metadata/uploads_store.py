@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import ClaimLost
 from app.core.records import FileRecord, PartRecord, Quota, UploadRecord
-from app.metadata.store import insert_file_row, transaction
+from app.metadata.engine import transaction
+from app.metadata.store import insert_file_row
 from app.metadata.tables import UploadPartRow, UploadRow
 
 FINISHED = ("completed", "cancelled", "expired")
