@@ -20,6 +20,7 @@ from app.settings import Settings
 APP_FACTORY = "app.cli:app_from_environment"
 T = TypeVar("T")
 
+
 def app_from_environment() -> Any:
     """The ASGI app for each server worker process, configured from `FILEDOCK_*` variables; the
     worker's HTTP protocol gets its limits from the same settings, before any connection."""
