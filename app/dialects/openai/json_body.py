@@ -11,9 +11,13 @@ MAX_JSON_BODY_BYTES = 1024 * 1024  # 10,000 part ids fit with room to spare
 T = TypeVar("T")
 
 
-async def json_object(request: Request) -> dict[str, Any]:
+async def json_object(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The body's JSON object; `empty_ok`: an empty body is `{}` (the SDK sends none when a call
+    has no arguments)."""
     too_large = RequestTooLarge(f"Request body is too large: over {MAX_JSON_BODY_BYTES} bytes.")
     raw = await read_capped(request.stream(), MAX_JSON_BODY_BYTES, too_large)
+    if empty_ok and not raw.strip():
+        return {}
     try:
         body = loads_json(raw)
     except ValueError:
