@@ -15,7 +15,18 @@ from app.core.errors import InvalidRequest
 from app.core.webhooks import EVENT_TYPES, EndpointChanges, WebhookService
 from app.dialects.openai.files_router import ServiceDep, authorized_service
 from app.dialects.openai.json_body import invalid_type, json_object, optional_str, required
-from app.dialects.openai.wire import ErrorBody, delivery_json, json_response, webhook_endpoint_json
+from app.dialects.openai.wire import (
+    ErrorBody,
+    WebhookDeliveryList,
+    WebhookEndpointDeleted,
+    WebhookEndpointList,
+    WebhookEndpointObject,
+    WebhookEndpointTestResult,
+    WebhookEventTypeList,
+    delivery_json,
+    json_response,
+    webhook_endpoint_json,
+)
 
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
@@ -34,7 +45,7 @@ router = APIRouter(
 )
 
 
-@router.post("/webhook_endpoints")
+@router.post("/webhook_endpoints", response_model=WebhookEndpointObject)
 async def create_webhook_endpoint(request: Request, webhooks: WebhooksDep) -> Response:
     body = await json_object(request)
     record = await webhooks.create(
@@ -45,7 +56,7 @@ async def create_webhook_endpoint(request: Request, webhooks: WebhooksDep) -> Re
     return json_response(webhook_endpoint_json(record, with_secret=True))
 
 
-@router.get("/webhook_endpoints")
+@router.get("/webhook_endpoints", response_model=WebhookEndpointList)
 async def list_webhook_endpoints(
     webhooks: WebhooksDep, after: str | None = None, limit: str | None = None
 ) -> Response:
@@ -56,12 +67,12 @@ async def list_webhook_endpoints(
     return json_response(page)
 
 
-@router.get("/webhook_endpoints/{endpoint_id}")
+@router.get("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointObject)
 async def retrieve_webhook_endpoint(endpoint_id: str, webhooks: WebhooksDep) -> Response:
     return json_response(webhook_endpoint_json(await webhooks.get(endpoint_id)))
 
 
-@router.post("/webhook_endpoints/{endpoint_id}")
+@router.post("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointObject)
 async def update_webhook_endpoint(endpoint_id: str, request: Request, webhooks: WebhooksDep) -> Response:
     body = await json_object(request)
     event_types = body.get("event_types")
@@ -75,13 +86,13 @@ async def update_webhook_endpoint(endpoint_id: str, request: Request, webhooks: 
     return json_response(webhook_endpoint_json(await webhooks.update(endpoint_id, changes)))
 
 
-@router.delete("/webhook_endpoints/{endpoint_id}")
+@router.delete("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointDeleted)
 async def delete_webhook_endpoint(endpoint_id: str, webhooks: WebhooksDep) -> Response:
     await webhooks.delete(endpoint_id)
     return json_response({"id": endpoint_id, "object": "webhook_endpoint.deleted", "deleted": True})
 
 
-@router.post("/webhook_endpoints/{endpoint_id}/rotate_secret")
+@router.post("/webhook_endpoints/{endpoint_id}/rotate_secret", response_model=WebhookEndpointObject)
 async def rotate_webhook_secret(endpoint_id: str, request: Request, webhooks: WebhooksDep) -> Response:
     body = await json_object(request, empty_ok=True)
     keep = body.get("keep_old_secret_active_for_24_hours", False)
@@ -91,7 +102,7 @@ async def rotate_webhook_secret(endpoint_id: str, request: Request, webhooks: We
     return json_response(webhook_endpoint_json(record, with_secret=True))
 
 
-@router.post("/webhook_endpoints/{endpoint_id}/test")
+@router.post("/webhook_endpoints/{endpoint_id}/test", response_model=WebhookEndpointTestResult)
 async def test_webhook_endpoint(endpoint_id: str, request: Request, webhooks: WebhooksDep) -> Response:
     event_type = required(await json_object(request), "event_type", str)
     outcome = await webhooks.test(endpoint_id, event_type)
@@ -105,7 +116,7 @@ async def test_webhook_endpoint(endpoint_id: str, request: Request, webhooks: We
     return json_response(result)
 
 
-@router.get("/webhook_endpoints/{endpoint_id}/deliveries")
+@router.get("/webhook_endpoints/{endpoint_id}/deliveries", response_model=WebhookDeliveryList)
 async def list_webhook_deliveries(
     endpoint_id: str, webhooks: WebhooksDep, limit: str | None = None
 ) -> Response:
@@ -113,7 +124,7 @@ async def list_webhook_deliveries(
     return json_response({"object": "list", "data": [delivery_json(d) for d in deliveries]})
 
 
-@router.get("/webhook_event_types")
+@router.get("/webhook_event_types", response_model=WebhookEventTypeList)
 async def list_webhook_event_types() -> Response:
     return json_response({"object": "list", "data": list(EVENT_TYPES)})
 
