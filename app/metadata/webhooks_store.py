@@ -174,6 +174,8 @@ class WebhookStore:
 
     async def claim_due(self, owner: str, now: float, lease_until: float, limit: int) -> list[DueDelivery]:
         """Claim up to `limit` pending deliveries due at `now` for `owner` until `lease_until`."""
+        if not await self._any_due(now):
+            return []  # the usual answer, found without taking SQLite's write lock
         due = (
             select(Deliveries.seq)
             .where(Deliveries.status == "pending", Deliveries.next_attempt_at <= now)
@@ -212,6 +214,15 @@ class WebhookStore:
             )
             rows = (await connection.execute(query)).all()
         return [_due(row) for row in rows]
+
+    async def _any_due(self, now: float) -> bool:
+        query = (
+            select(Deliveries.seq)
+            .where(Deliveries.status == "pending", Deliveries.next_attempt_at <= now)
+            .limit(1)
+        )
+        async with reading(self._engine) as connection:
+            return (await connection.execute(query)).first() is not None
 
     async def finish_attempt(self, seq: int, owner: str, **outcome: Any) -> bool:
         """Record an attempt's outcome (status, next_attempt_at, last_*, delivered_at) and give up
