@@ -23,6 +23,7 @@ from app.dialects.openai import errors as openai_errors
 from app.dialects.openai.fast_reads import OpenAIFastReads
 from app.dialects.openai.files_router import router as openai_files_router
 from app.dialects.openai.uploads_router import router as openai_uploads_router
+from app.dialects.openai.webhooks_router import router as openai_webhooks_router
 from app.dialects.sniff import DialectDispatcher
 from app.http.errors import BaseUrls, Renderer, install_error_handlers
 from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
     for prefix in OPENAI_PREFIXES:
         app.include_router(openai_files_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
         app.include_router(openai_uploads_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
+        app.include_router(openai_webhooks_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
     # /anthropic and /gemini; bare-root requests are sniffed by DialectDispatcher.
     for prefix, sub in (("/anthropic", create_anthropic_app()), ("/gemini", create_gemini_app())):
         sub.state = app.state  # the services opened in the lifespan
@@ -69,9 +71,11 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         await stores.files.check_ready()
         app.state.service = stores.files
         app.state.uploads = stores.uploads
+        app.state.webhooks = stores.webhooks
         app.state.authenticator = await Authenticator.start(settings, stores.keys)
         maintenance = Maintenance(stores.files, stores.uploads, stores.maintenance)
         sweeper = asyncio.create_task(maintenance.run_forever(settings.sweep_interval_seconds))
+        deliverer = asyncio.create_task(stores.deliverer.run_forever(settings.webhook_poll_interval_seconds))
         if app.state.authenticator.open_mode:
             log.warning(
                 "open mode: any API key (or none) is accepted and acts in project 'default'. "
@@ -80,9 +84,11 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, deliverer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await stores.deliverer.release_leases()
 
 
 async def _healthz(request: Request) -> Response:

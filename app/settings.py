@@ -192,6 +192,30 @@ class GeminiSettings(BaseSettings):
     )
 
 
+class WebhookSettings(BaseSettings):
+    """Webhooks: how events are delivered, retried, and which addresses may receive them."""
+
+    webhook_allow_private: bool = Field(
+        False,
+        description="Allow webhook URLs on private, loopback and link-local addresses (local development).",
+    )
+    webhook_retry_hours: float = Field(
+        24.0, gt=0, description="How long a delivery is retried before it is given up as failed."
+    )
+    webhook_backoff_seconds: float = Field(
+        5.0, gt=0, description="Wait before the first retry of a delivery; it doubles after each failure."
+    )
+    webhook_max_backoff_seconds: float = Field(
+        3600.0, gt=0, description="Longest wait between two attempts of one delivery."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest wait for a webhook receiver to answer one attempt."
+    )
+    webhook_poll_interval_seconds: float = Field(
+        1.0, gt=0, description="How often each server process looks for deliveries that are due."
+    )
+
+
 class Settings(
     ServerSettings,
     StorageSettings,
@@ -200,6 +224,7 @@ class Settings(
     OpenAISettings,
     AnthropicSettings,
     GeminiSettings,
+    WebhookSettings,
 ):
     """Every setting, grouped by concern in the classes above; one `FILEDOCK_*` variable each."""
 

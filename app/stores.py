@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from app.blobs import BlobStore, open_blob_store
 from app.core.files import FileService, project_quota
 from app.core.uploads import UploadService
+from app.core.webhooks import WebhookDeliverer, WebhookService
+from app.http.outbound import WebhookSender
 from app.metadata.engine import create_engine
 from app.metadata.keys_store import KeyStore
 from app.metadata.maintenance_store import MaintenanceStore
 from app.metadata.migrate import upgrade_to_head_async
 from app.metadata.store import MetadataStore
 from app.metadata.uploads_store import UploadStore
+from app.metadata.webhooks_store import WebhookStore
 from app.settings import Settings
 
 
@@ -23,6 +26,8 @@ class Stores:
     uploads: UploadService
     keys: KeyStore
     maintenance: MaintenanceStore
+    webhooks: WebhookService  # `await stores.webhooks.emit(project, "batch.completed", {"id": …})`
+    deliverer: WebhookDeliverer
 
     @property
     def metadata(self) -> MetadataStore:
@@ -47,7 +52,22 @@ async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
             quota = project_quota(settings)
             files = FileService(settings, MetadataStore(engine, quota), blobs)
             uploads = UploadService(files, UploadStore(engine, quota))
-            yield Stores(files, uploads, KeyStore(engine), MaintenanceStore(engine))
+            sender = WebhookSender(
+                timeout_seconds=settings.webhook_timeout_seconds,
+                allow_private=settings.webhook_allow_private,
+            )
+            webhook_store = WebhookStore(engine)
+            try:
+                yield Stores(
+                    files,
+                    uploads,
+                    KeyStore(engine),
+                    MaintenanceStore(engine),
+                    WebhookService(settings, webhook_store, sender),
+                    WebhookDeliverer(settings, webhook_store, sender),
+                )
+            finally:
+                await sender.aclose()
         finally:
             await blobs.aclose()
     finally:

@@ -5,7 +5,8 @@ FileDockError
 ├── Unauthenticated          no or wrong API key
 ├── NotFound                 an id that does not exist (or is hidden, expired, deleted)
 │   ├── FileNotFound
-│   └── UploadNotFound
+│   ├── UploadNotFound
+│   └── WebhookEndpointNotFound
 ├── InvalidRequest           a client mistake in a parameter or the body
 │   ├── FileTooLarge         the file crossed its size limit while streaming in
 │   ├── QuotaExceeded        the project's storage or file-count quota is used up
@@ -24,6 +25,7 @@ What a store tells the core, never shown to a client as such:
 OverQuota                    recording a file would take its project over a quota
 CursorNotFound               a list cursor names an id never issued to this project
 ClaimLost                    an Upload left `completing` before its File could be recorded
+TargetRefused                a webhook URL names (or resolves to) an address FileDock may not call
 """
 
 from app.core.records import ProjectUsage
@@ -66,6 +68,12 @@ class UploadNotFound(NotFound):
     def __init__(self, upload_id: str) -> None:
         super().__init__(f"No such Upload object: {upload_id}", param="upload_id")
         self.upload_id = upload_id
+
+
+class WebhookEndpointNotFound(NotFound):
+    def __init__(self, endpoint_id: str) -> None:
+        super().__init__(f"No such webhook endpoint: {endpoint_id}", param="webhook_endpoint_id")
+        self.endpoint_id = endpoint_id
 
 
 class InvalidRequest(FileDockError):
@@ -168,3 +176,11 @@ class CursorNotFound(Exception):
 
 class ClaimLost(Exception):
     """The Upload left `completing` (the sweeper expired it) before the File could be recorded."""
+
+
+class TargetRefused(Exception):
+    """A webhook URL is not one FileDock may call: `reason` says why, in words for the operator."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -10,9 +10,10 @@ unreferenced blob (gc's work), never a row without bytes.
 
 import contextlib
 import copy
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,12 +30,14 @@ from app.core.errors import (
     StorageUnavailable,
 )
 from app.core.policy import FilePolicy, guess_mime_type
-from app.core.records import DEFAULT_PROJECT, FileRecord, Order, Quota
+from app.core.records import DEFAULT_PROJECT, Event, FileRecord, Order, Quota
+from app.core.webhooks import new_event
 from app.metadata.store import MetadataStore
 from app.settings import DownloadPolicy, Settings
 
 log = logging.getLogger("filedock.files")
-InsertFile = Callable[[FileRecord], Awaitable[FileRecord]]
+# Records a file's row and, in the same transaction, the events that announce it.
+InsertFile = Callable[[FileRecord, Sequence[Event]], Awaitable[FileRecord]]
 T = TypeVar("T")
 
 
@@ -133,7 +136,8 @@ class FileService:
         A content check that could not run on the way in (the purpose came after the bytes)
         runs now over the kept blob, before any row names it. `insert` records the row instead
         of a plain insert (a completed Upload records its File and its own state in one
-        transaction). On any failure the blob is removed again.
+        transaction). The `file.created` event enters the webhook outbox in the row's
+        transaction. On any failure the blob is removed again.
         """
         if policy.purpose is None:
             raise ValueError("a file needs its purpose before it is recorded")
@@ -181,14 +185,15 @@ class FileService:
         check.finish()
 
     async def _insert_within_quota(self, record: FileRecord, insert: InsertFile) -> FileRecord:
+        events = [file_event("file.created", record, record.created_at)]
         try:
-            return await insert(record)
+            return await insert(record, events)
         except OverQuota:
             # Expired files are gone to clients but count until the sweeper takes them: take
             # this project's now, and try once more.
             if not await self._remove_expired(self.project):
                 raise
-        return await insert(record)
+        return await insert(record, events)
 
     async def check_room(self, size: int, *, body_unread: bool = False) -> None:
         """Refuse early a file that cannot fit the project's quota (its size is declared up
@@ -223,7 +228,9 @@ class FileService:
     async def delete_file(self, file_id: str) -> FileRecord:
         record = None
         if ids.is_valid_file_id(file_id):
-            record = await self.metadata.delete_file(self.project, file_id, self.now())
+            now = self.now()
+            announce = functools.partial(file_event, "file.deleted", now=now)
+            record = await self.metadata.delete_file(self.project, file_id, now, announce)
         if record is None:
             raise FileNotFound(file_id)
         await self._delete_blob(record.blob_key)
@@ -268,7 +275,8 @@ class FileService:
     async def _remove_expired(self, project: str | None = None) -> int:
         """Delete expired files (of one project, or all), rows then blobs; how many there were."""
         now, removed = self.now(), 0
-        while expired := await self.metadata.take_expired(now, project=project):
+        announce = functools.partial(file_event, "file.expired", now=now)
+        while expired := await self.metadata.take_expired(now, project=project, announce=announce):
             for record in expired:
                 await self._delete_blob(record.blob_key)
             removed += len(expired)
@@ -294,6 +302,11 @@ async def _blob_call(call: Awaitable[T], failure: str) -> T:
         return await call
     except BlobStoreError as exc:
         raise StorageUnavailable(f"The blob store {failure}. Please retry.") from exc
+
+
+def file_event(event_type: str, record: FileRecord, now: int) -> Event:
+    """`file.created`, `file.deleted` or `file.expired`, naming the file by its (OpenAI) id."""
+    return new_event(record.project, event_type, {"id": record.id}, now)
 
 
 def project_quota(settings: Settings) -> Quota:

@@ -9,6 +9,7 @@ ID_BODY_LENGTH = 24
 _OPENAI_FILE_ID = re.compile(r"file-[A-Za-z0-9]{1,64}")
 _UPLOAD_ID = re.compile(r"upload_[A-Za-z0-9]{1,64}")
 _PART_ID = re.compile(r"part_[A-Za-z0-9]{1,64}")
+_WEBHOOK_ENDPOINT_ID = re.compile(r"we_[A-Za-z0-9]{1,64}")
 
 
 def _random_body() -> str:
@@ -52,3 +53,20 @@ def is_valid_upload_id(value: str) -> bool:
 
 def is_valid_part_id(value: str) -> bool:
     return _PART_ID.fullmatch(value) is not None
+
+
+def new_webhook_endpoint_id() -> str:
+    return "we_" + _random_body()
+
+
+def is_valid_webhook_endpoint_id(value: str) -> bool:
+    return _WEBHOOK_ENDPOINT_ID.fullmatch(value) is not None
+
+
+def new_event_id() -> str:
+    return "evt_" + _random_body()
+
+
+def new_delivery_id() -> str:
+    """The `webhook-id` of one event's delivery to one endpoint, the same on every retry."""
+    return "wh_" + _random_body()

@@ -4,6 +4,7 @@ No SQL and no wire shapes here: `app.metadata` fills these from rows, each diale
 into its own JSON.
 """
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,3 +92,78 @@ class KeyRecord:
     admin: bool
     created_at: int
     revoked_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened in a project, told to its webhook endpoints that asked for `type`."""
+
+    id: str
+    project: str
+    type: str
+    created_at: int
+    data: dict[str, str]
+
+    def body(self) -> str:
+        """The JSON each endpoint receives (the shape of OpenAI's webhook events)."""
+        envelope = {
+            "id": self.id,
+            "object": "event",
+            "type": self.type,
+            "created_at": self.created_at,
+            "data": self.data,
+        }
+        return json.dumps(envelope, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class WebhookEndpointRecord:
+    id: str
+    project: str
+    name: str
+    url: str
+    event_types: tuple[str, ...]
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: int | None
+    created_at: int
+    updated_at: int
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The secrets each delivery is signed with: the current one, and a rotated-out one
+        for as long as it was kept."""
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and now < expires:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One event for one endpoint, and how its delivery has gone so far."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    created_at: int
+    status: str  # pending, delivered or failed
+    attempts: int
+    next_attempt_at: float | None
+    last_attempt_at: float | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: float | None
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery claimed for one attempt, with what sending it needs."""
+
+    seq: int
+    id: str
+    event_type: str
+    body: str
+    created_at: int
+    attempts: int
+    endpoint: WebhookEndpointRecord

@@ -22,7 +22,7 @@ from app.core import ids
 from app.core.errors import ClaimLost, FileDockError, FileTooLarge, InvalidRequest, UploadBusy, UploadNotFound
 from app.core.files import FileService, NewFile, Staged
 from app.core.policy import FilePolicy, check_filename, display_filename
-from app.core.records import FileRecord, PartRecord, UploadRecord
+from app.core.records import Event, FileRecord, PartRecord, UploadRecord
 from app.metadata.uploads_store import UploadStore
 from app.settings import Settings
 
@@ -228,8 +228,8 @@ class UploadService:
         digest = hashlib.md5(usedforsecurity=False) if md5 is not None else None
         dropped: list[str] = []
 
-        async def record(file: FileRecord) -> FileRecord:
-            stored, keys = await self.store.finish(upload.id, file, [p.id for p in parts], md5)
+        async def record(file: FileRecord, events: Sequence[Event]) -> FileRecord:
+            stored, keys = await self.store.finish(upload.id, file, [p.id for p in parts], md5, events)
             dropped.extend(keys)
             return stored
 

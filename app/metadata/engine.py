@@ -2,14 +2,14 @@
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from app.core.errors import StorageUnavailable
@@ -120,3 +120,19 @@ def database_errors() -> Iterator[None]:
         yield
     except (OperationalError, DBAPIError, OSError, sqlite3.Error) as exc:
         raise StorageUnavailable("The metadata database is unavailable. Please retry.") from exc
+
+
+@contextlib.asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction, committed when the block ends without an error."""
+    with database_errors():
+        async with engine.begin() as connection:
+            yield connection
+
+
+@contextlib.asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads only: no explicit BEGIN/COMMIT round trips."""
+    with database_errors():
+        async with engine.connect() as connection:
+            yield connection

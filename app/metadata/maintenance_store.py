@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.errors import StorageUnavailable
-from app.metadata.store import transaction
+from app.metadata.engine import transaction
 from app.metadata.tables import FileRow, UploadPartRow
 
 MAINTENANCE_LOCK_ID = 0x46444F434B4D4E54  # "FDOCKMNT"; migrations use another id

@@ -3,7 +3,7 @@
 import contextlib
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +12,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import CursorNotFound, OverQuota
-from app.core.records import FileRecord, Order, ProjectUsage, Quota
-from app.metadata.engine import database_errors, reader_for
+from app.core.records import Event, FileRecord, Order, ProjectUsage, Quota
+from app.metadata.engine import reader_for, reading, transaction
 from app.metadata.tables import FileRow, FileTombstone, ProjectRow
+from app.metadata.webhooks_store import insert_events
+
+# What to tell webhooks about a file a statement removed; None: nothing.
+Announce = Callable[[FileRecord], Event] | None
 
 
 @dataclass(frozen=True)
@@ -37,24 +41,11 @@ def _live(now: Any) -> Any:
     return or_(FileRow.expires_at.is_(None), FileRow.expires_at > now)
 
 
-@contextlib.asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One transaction, committed when the block ends without an error."""
-    with database_errors():
-        async with engine.begin() as connection:
-            yield connection
-
-
-@contextlib.asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for reads only: no explicit BEGIN/COMMIT round trips."""
-    with database_errors():
-        async with engine.connect() as connection:
-            yield connection
-
-
-async def insert_file_row(connection: AsyncConnection, record: FileRecord, quota: Quota) -> FileRecord:
-    """Insert a file's row inside the caller's transaction, charging it to its project's quota.
+async def insert_file_row(
+    connection: AsyncConnection, record: FileRecord, quota: Quota, events: Sequence[Event] = ()
+) -> FileRecord:
+    """Insert a file's row inside the caller's transaction, charging it to its project's quota;
+    `events` enter the webhook outbox in the same transaction.
 
     The record comes back with its `seq`. Raises `OverQuota` (the caller rolls back).
     """
@@ -62,6 +53,7 @@ async def insert_file_row(connection: AsyncConnection, record: FileRecord, quota
     values = dataclasses.asdict(record)
     values.pop("seq")
     result = await connection.execute(insert(FileRow).values(values).returning(FileRow.seq))
+    await insert_events(connection, events)
     return dataclasses.replace(record, seq=result.scalar_one())
 
 
@@ -169,9 +161,9 @@ class MetadataStore:
         async with self._transaction() as connection:
             await connection.execute(select(1))
 
-    async def insert_file(self, record: FileRecord) -> FileRecord:
+    async def insert_file(self, record: FileRecord, events: Sequence[Event] = ()) -> FileRecord:
         async with self._transaction() as connection:
-            return await insert_file_row(connection, record, self.quota)
+            return await insert_file_row(connection, record, self.quota, events)
 
     async def get_file(self, project: str, file_id: str, now: int) -> FileRecord | None:
         rows = await self._reader.rows(_GET_LIVE_FILE, {"file_id": file_id, "project": project, "now": now})
@@ -196,11 +188,18 @@ class MetadataStore:
             raise CursorNotFound(file_id)
         return Position(*rows[0])
 
-    async def delete_file(self, project: str, file_id: str, now: int) -> FileRecord | None:
+    async def delete_file(
+        self, project: str, file_id: str, now: int, announce: Announce = None
+    ) -> FileRecord | None:
         """Delete a live file's row, leaving a tombstone; None if there was no live file."""
         async with self._transaction() as connection:
             deleted = await self._delete_where(
-                connection, FileRow.id == file_id, FileRow.project == project, _live(now), now=now
+                connection,
+                FileRow.id == file_id,
+                FileRow.project == project,
+                _live(now),
+                now=now,
+                announce=announce,
             )
         return deleted[0] if deleted else None
 
@@ -222,7 +221,9 @@ class MetadataStore:
             if changes:
                 await connection.execute(update(ProjectRow).where(ProjectRow.name == project).values(changes))
 
-    async def take_expired(self, now: int, limit: int = 500, project: str | None = None) -> list[FileRecord]:
+    async def take_expired(
+        self, now: int, limit: int = 500, project: str | None = None, announce: Announce = None
+    ) -> list[FileRecord]:
         """Delete up to `limit` expired rows (of one project, or all) and return them, so their
         blobs can be removed."""
         expired = select(FileRow.seq).where(FileRow.expires_at <= now)
@@ -230,14 +231,14 @@ class MetadataStore:
             expired = expired.where(FileRow.project == project)
         async with self._transaction() as connection:
             chosen = FileRow.seq.in_(expired.limit(limit).scalar_subquery())
-            return await self._delete_where(connection, chosen, now=now)
+            return await self._delete_where(connection, chosen, now=now, announce=announce)
 
     async def purge_tombstones(self, before: int) -> None:
         async with self._transaction() as connection:
             await connection.execute(delete(FileTombstone).where(FileTombstone.deleted_at < before))
 
     async def _delete_where(
-        self, connection: AsyncConnection, *conditions: Any, now: int
+        self, connection: AsyncConnection, *conditions: Any, now: int, announce: Announce = None
     ) -> list[FileRecord]:
         # DELETE … RETURNING takes the write lock first, so concurrent deleters never both win.
         result = await connection.execute(delete(FileRow).where(*conditions).returning(*_FILE_COLUMNS))
@@ -255,6 +256,8 @@ class MetadataStore:
             ]
             await connection.execute(insert(FileTombstone), tombstones)
             await _release(connection, records)
+            if announce is not None:
+                await insert_events(connection, [announce(r) for r in records])
         return records
 
 

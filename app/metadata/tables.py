@@ -1,6 +1,6 @@
 """The SQL schema, the one source Alembic migrations are written from."""
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid; PostgreSQL gets BIGINT.
@@ -116,3 +116,59 @@ class ApiKeyRow(Base):
     admin: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookEndpointRow(Base):
+    """Where a project wants events sent. `event_types` is a JSON list; the signing secret is kept
+    in the clear, as HMAC needs it. `previous_secret` also signs until `previous_secret_expires_at`
+    (a rotation that keeps the old secret for a while)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    seq: Mapped[int] = mapped_column(SequenceKey, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDeliveryRow(Base):
+    """The outbox: one event for one endpoint, written in the transaction of the change it reports.
+
+    `pending` rows are due at `next_attempt_at`. A deliverer claims one by setting `lease_owner`
+    and pushing `next_attempt_at` past its attempt, in one conditional UPDATE, so replicas never
+    send the same row at once; a crashed deliverer's lease simply runs out. `delivered` and
+    `failed` (retries exhausted) are final, kept a while for the operator to read.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    seq: Mapped[int] = mapped_column(SequenceKey, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)  # the `webhook-id` header
+    endpoint_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    project: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered or failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[float | None] = mapped_column(Double)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    last_attempt_at: Mapped[float | None] = mapped_column(Double)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(1024))
+    delivered_at: Mapped[float | None] = mapped_column(Double)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_created_at", "created_at"),
+    )

@@ -14,8 +14,9 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import ClaimLost
-from app.core.records import FileRecord, PartRecord, Quota, UploadRecord
-from app.metadata.store import insert_file_row, transaction
+from app.core.records import Event, FileRecord, PartRecord, Quota, UploadRecord
+from app.metadata.engine import transaction
+from app.metadata.store import insert_file_row
 from app.metadata.tables import UploadPartRow, UploadRow
 
 FINISHED = ("completed", "cancelled", "expired")
@@ -110,9 +111,14 @@ class UploadStore:
             )
 
     async def finish(
-        self, upload_id: str, file: FileRecord, part_ids: Sequence[str], md5: str | None
+        self,
+        upload_id: str,
+        file: FileRecord,
+        part_ids: Sequence[str],
+        md5: str | None,
+        events: Sequence[Event] = (),
     ) -> tuple[FileRecord, list[str]]:
-        """In one transaction: the File's row, the Upload completed, its Parts' rows gone.
+        """In one transaction: the File's row (and `events`), the Upload completed, its Parts' rows gone.
 
         Returns the File and the blob keys of the Parts, which the caller removes.
         """
@@ -121,7 +127,7 @@ class UploadStore:
         async with transaction(self._engine) as connection:
             if (await connection.execute(update(UploadRow).where(*claimed).values(done))).rowcount != 1:
                 raise ClaimLost(upload_id)
-            record = await insert_file_row(connection, file, self.quota)
+            record = await insert_file_row(connection, file, self.quota, events)
             keys = await _drop_parts(connection, [upload_id])
         return record, keys
 

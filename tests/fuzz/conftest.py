@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.servers import FileDockServer
+from tests.servers import FileDockServer, free_port
 
 
 @dataclass
@@ -31,8 +31,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileDockServer]:
-    """A server with one file and one pending Upload, so fuzzed ids sometimes hit something."""
-    settings = {"fsync": "false", "workers": "1"}
+    """A server with one file, one pending Upload and one webhook endpoint, so fuzzed ids
+    sometimes hit something. The endpoint's URL is a closed loopback port: nothing leaves."""
+    settings = {"fsync": "false", "workers": "1", "webhook_allow_private": "true"}
     server = FileDockServer(tmp_path_factory.mktemp("fuzz") / "data", settings).start()
     yield server
     server.stop()
@@ -46,8 +47,16 @@ def seeded_ids(fuzz_server: FileDockServer) -> dict[str, str]:
         f"{base}/uploads",
         json={"filename": "seed.txt", "purpose": "user_data", "bytes": 4, "mime_type": "text/plain"},
     )
-    assert file.status_code == upload.status_code == 200, (file.text, upload.text)
-    return {"file_id": file.json()["id"], "upload_id": upload.json()["id"]}
+    endpoint = httpx.post(
+        f"{base}/webhook_endpoints",
+        json={"url": f"http://127.0.0.1:{free_port()}/", "name": "seed", "event_types": ["batch.completed"]},
+    )
+    assert file.status_code == upload.status_code == endpoint.status_code == 200, (file.text, upload.text)
+    return {
+        "file_id": file.json()["id"],
+        "upload_id": upload.json()["id"],
+        "endpoint_id": endpoint.json()["id"],
+    }
 
 
 class Timer:

@@ -43,6 +43,15 @@ OPERATIONS = [
     ("POST", "/uploads/{upload_id}/parts"),
     ("POST", "/uploads/{upload_id}/complete"),
     ("POST", "/uploads/{upload_id}/cancel"),
+    ("POST", "/webhook_endpoints"),
+    ("GET", "/webhook_endpoints"),
+    ("GET", "/webhook_endpoints/{endpoint_id}"),
+    ("POST", "/webhook_endpoints/{endpoint_id}"),
+    ("DELETE", "/webhook_endpoints/{endpoint_id}"),
+    ("POST", "/webhook_endpoints/{endpoint_id}/rotate_secret"),
+    ("POST", "/webhook_endpoints/{endpoint_id}/test"),
+    ("GET", "/webhook_endpoints/{endpoint_id}/deliveries"),
+    ("GET", "/webhook_event_types"),
 ]
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES_PER_OPERATION,

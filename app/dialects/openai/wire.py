@@ -6,7 +6,8 @@ import pydantic_core
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app.core.records import FileRecord, PartRecord, UploadRecord
+from app.core.records import DeliveryRecord, FileRecord, PartRecord, UploadRecord, WebhookEndpointRecord
+from app.core.webhooks import secret_hint
 
 
 class FileObject(BaseModel):
@@ -106,3 +107,103 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+def webhook_endpoint_json(record: WebhookEndpointRecord, *, with_secret: bool = False) -> dict[str, object]:
+    """A WebhookEndpoint; the signing secret itself only on create and rotate_secret."""
+    body: dict[str, object] = {
+        "id": record.id,
+        "object": "webhook_endpoint",
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "name": record.name,
+        "url": record.url,
+        "event_types": list(record.event_types),
+        "signing_secret_hint": secret_hint(record.secret),
+    }
+    if with_secret:
+        body["signing_secret"] = record.secret
+    return body
+
+
+def delivery_json(record: DeliveryRecord) -> dict[str, object]:
+    """A FileDock extension: one delivery of an event to an endpoint, and how it went."""
+
+    def seconds(value: float | None) -> int | None:
+        return None if value is None else int(value)
+
+    return {
+        "id": record.id,
+        "object": "webhook_endpoint.delivery",
+        "webhook_endpoint_id": record.endpoint_id,
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "created_at": record.created_at,
+        "status": record.status,
+        "attempts": record.attempts,
+        "next_attempt_at": seconds(record.next_attempt_at) if record.status == "pending" else None,
+        "last_attempt_at": seconds(record.last_attempt_at),
+        "last_status_code": record.last_status_code,
+        "last_error": record.last_error,
+        "delivered_at": seconds(record.delivered_at),
+    }
+
+
+class WebhookEndpointObject(BaseModel):
+    id: str
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    created_at: int
+    updated_at: int
+    name: str
+    url: str
+    event_types: list[str]
+    signing_secret_hint: str
+    signing_secret: str | None = None  # only from create and rotate_secret
+
+
+class WebhookEndpointList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WebhookEndpointObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class WebhookEndpointDeleted(BaseModel):
+    id: str
+    object: Literal["webhook_endpoint.deleted"] = "webhook_endpoint.deleted"
+    deleted: bool
+
+
+class WebhookEndpointTestResult(BaseModel):
+    object: Literal["webhook_endpoint.test"] = "webhook_endpoint.test"
+    webhook_endpoint_id: str
+    event_type: str
+    status_code: int
+    success: Literal[True] = True
+
+
+class WebhookEventTypeList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[str]
+
+
+class WebhookDeliveryObject(BaseModel):
+    id: str
+    object: Literal["webhook_endpoint.delivery"] = "webhook_endpoint.delivery"
+    webhook_endpoint_id: str
+    event_id: str
+    event_type: str
+    created_at: int
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: int | None
+    last_attempt_at: int | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: int | None
+
+
+class WebhookDeliveryList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WebhookDeliveryObject]
