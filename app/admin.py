@@ -97,6 +97,16 @@ async def refuse_public_open_mode(settings: Settings) -> None:
         )
 
 
+async def auth_summary(settings: Settings) -> tuple[bool, int]:
+    """Whether the server will run in open mode, and how many active keys are configured (from
+    FILEDOCK_API_KEYS and the database), for the start-up banner."""
+    async with open_stores(settings) as stores:
+        open_mode = await resolve_open_mode(settings, stores.keys)
+        stored = await stores.keys.all()
+    active = sum(1 for record in stored if record.revoked_at is None)
+    return open_mode, active + len(parse_configured_keys(settings.api_keys))
+
+
 async def run_gc(settings: Settings) -> GcReport | None:
     """`filedock gc`: one maintenance round with gc; None if another replica is running one."""
     async with open_stores(settings) as stores:

@@ -4,6 +4,7 @@ the environment."""
 import asyncio
 import json
 import logging
+import logging.config
 import os
 import subprocess
 import sys
@@ -91,9 +92,21 @@ def serve(
         raise click.ClickException(f"the start-up check was killed by signal {-preflight.returncode}")
     if preflight.returncode != 0:
         sys.exit(preflight.returncode)
+    _fresh_metrics_dir(settings)
     from app.server.run import serve as run_server
 
     run_server(settings, APP_FACTORY)
+
+
+def _fresh_metrics_dir(settings: Settings) -> None:
+    """Workers count into files under `<data_dir>/.metrics`, emptied at each start, so that a
+    scrape of any one of them reports the sums of all (prometheus-client's multiprocess mode)."""
+    import shutil
+
+    directory = settings.data_dir.absolute() / ".metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 @main.command()
@@ -165,7 +178,9 @@ def _leave(status: int) -> NoReturn:
 
 
 def _check_before_serving(settings: Settings) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from app.logs import logging_config
+
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     from app.blobs import BlobStoreError, check_blob_store
     from app.metadata.migrate import upgrade_to_head
 
@@ -183,6 +198,47 @@ def _check_before_serving(settings: Settings) -> None:
     from app.admin import refuse_public_open_mode
 
     _run_admin(refuse_public_open_mode(settings))
+    _log_banner(settings)
+
+
+def _log_banner(settings: Settings) -> None:
+    """What is about to serve, once, before the workers start: in the start-up check, the one
+    process of `serve` that has the database open."""
+    from app.admin import auth_summary
+
+    open_mode, keys = _run_admin(auth_summary(settings))
+    fields = {
+        "version": __version__,
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": settings.workers,
+        "data_dir": str(settings.data_dir.absolute()),
+        "database": _shown_url(settings.database_url),
+        "blob_store": _shown_blob_url(settings.blob_url),
+        "auth": "open" if open_mode else "keys",
+        "keys": keys,
+        "shutdown_grace_seconds": settings.shutdown_grace_seconds,
+    }
+    auth = "open mode (any key, or none)" if open_mode else f"{keys} API keys"
+    logging.getLogger("filedock").info(
+        "FileDock %s serving http://%s:%d with %d workers; %s",
+        __version__,
+        settings.host,
+        settings.port,
+        settings.workers,
+        auth,
+        extra={"fields": fields},
+    )
+
+
+def _shown_blob_url(blob_url: str) -> str:
+    """The blob URL without any credentials in it (S3 keys travel in the environment anyway)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(blob_url)
+    if parts.password is None and parts.username is None:
+        return blob_url
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"***@{host}" + (f":{parts.port}" if parts.port else "")))
 
 
 def _shown_url(database_url: str) -> str:
@@ -314,7 +370,16 @@ def _run_admin(work: Coroutine[Any, Any, T]) -> T:
 
 
 def _export(settings: Settings) -> None:
-    for name in ("host", "port", "data_dir", "database_url", "blob_url", "workers", "log_level"):
+    for name in (
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "blob_url",
+        "workers",
+        "log_level",
+        "log_format",
+    ):
         os.environ[f"FILEDOCK_{name.upper()}"] = str(getattr(settings, name))
 
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from app import __version__
 from app.core.errors import FileDockError
@@ -21,12 +21,16 @@ from app.dialects.gemini import errors as gemini_errors
 from app.dialects.gemini.router import create_gemini_app
 from app.dialects.openai import errors as openai_errors
 from app.dialects.openai.fast_reads import OpenAIFastReads
+from app.dialects.openai.files_router import authorized_service
 from app.dialects.openai.files_router import router as openai_files_router
 from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.openai.webhooks_router import router as openai_webhooks_router
 from app.dialects.sniff import DialectDispatcher
+from app.http.access_log import AccessLog
 from app.http.errors import BaseUrls, Renderer, install_error_handlers
 from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
+from app.http.operations import operations_router
+from app.metrics import RequestMetrics, UsageCache, observe_round
 from app.settings import Settings
 from app.stores import open_stores
 
@@ -49,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     for prefix, sub in (("/anthropic", create_anthropic_app()), ("/gemini", create_gemini_app())):
         sub.state = app.state  # the services opened in the lifespan
         app.mount(prefix, sub)
-    app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
+    app.include_router(operations_router(authorized_service))  # /healthz, /readyz, /metrics
     install_error_handlers(
         app,
         Renderer(
@@ -61,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(OpenAIFastReads)  # after the dispatcher: it sees only OpenAI requests
     app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
     app.add_middleware(DialectDispatcher)
+    app.add_middleware(AccessLog, observers=[RequestMetrics()])
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -73,7 +78,8 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         app.state.uploads = stores.uploads
         app.state.webhooks = stores.webhooks
         app.state.authenticator = await Authenticator.start(settings, stores.keys)
-        maintenance = Maintenance(stores.files, stores.uploads, stores.maintenance)
+        app.state.usage_cache = UsageCache()
+        maintenance = Maintenance(stores.files, stores.uploads, stores.maintenance, observe=observe_round)
         sweeper = asyncio.create_task(maintenance.run_forever(settings.sweep_interval_seconds))
         deliverer = asyncio.create_task(stores.deliverer.run_forever(settings.webhook_poll_interval_seconds))
         if app.state.authenticator.open_mode:
@@ -89,11 +95,6 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await stores.deliverer.release_leases()
-
-
-async def _healthz(request: Request) -> Response:
-    await request.app.state.service.metadata.ping()
-    return JSONResponse({"status": "ok"})
 
 
 def _in_dialect_of_path(request: Request, error: FileDockError) -> Response:

@@ -57,6 +57,14 @@ class ServerSettings(BaseSettings):
         "",
         description="Base URL clients reach this server at, for Gemini upload URLs. Default: from Host.",
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as readable `text` or one JSON object each (`json`)."
+    )
+    shutdown_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM, how long requests in flight may finish before they are cancelled.",
+    )
 
 
 class StorageSettings(BaseSettings):
@@ -242,7 +250,7 @@ class Settings(
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_case_level(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -264,13 +264,14 @@ class FileService:
         for key in keys:
             await self._delete_blob(key)
 
-    async def sweep(self) -> None:
+    async def sweep(self) -> "SweepReport":
         """Remove expired files, stale temporaries and old tombstones. Safe to run concurrently."""
-        await self._remove_expired()
+        report = SweepReport(expired_files=await self._remove_expired())
         await self.metadata.purge_tombstones(self.now() - self.settings.tombstone_retention_seconds)
-        removed = await self.blobs.remove_stale_temporaries(self.settings.stale_temp_seconds)
-        if removed:
-            log.info("removed %d abandoned temporary uploads", removed)
+        report.temporaries = await self.blobs.remove_stale_temporaries(self.settings.stale_temp_seconds)
+        if report.temporaries:
+            log.info("removed %d abandoned temporary uploads", report.temporaries)
+        return report
 
     async def _remove_expired(self, project: str | None = None) -> int:
         """Delete expired files (of one project, or all), rows then blobs; how many there were."""
@@ -284,6 +285,19 @@ class FileService:
             log.info("removed %d expired files", removed)
         return removed
 
+    async def failing_parts(self) -> dict[str, str]:
+        """Which store fails its probe (`database`, `blob_store`), each with why; empty: ready."""
+        failing = {}
+        try:
+            await self.metadata.ping()
+        except StorageUnavailable as exc:
+            failing["database"] = _first_line(exc.__cause__ or exc)
+        try:
+            await self.blobs.check_writable()
+        except BlobStoreError as exc:
+            failing["blob_store"] = _first_line(exc)
+        return failing
+
     async def check_ready(self) -> None:
         await self.metadata.ping()
         try:
@@ -294,6 +308,20 @@ class FileService:
     async def _delete_blob(self, key: str) -> None:
         with contextlib.suppress(BlobStoreError):  # a leftover blob is debris for gc, not a failure
             await self.blobs.delete(key)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep removed."""
+
+    expired_files: int = 0
+    temporaries: int = 0  # stale temporary blobs of abandoned uploads
+    expired_uploads: int = 0
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no detail'}"[:300]
 
 
 async def _blob_call(call: Awaitable[T], failure: str) -> T:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from app.blobs import BlobStore, BlobStoreError
 from app.core.errors import StorageUnavailable
-from app.core.files import FileService
+from app.core.files import FileService, SweepReport
 from app.core.uploads import UploadService
 from app.metadata.maintenance_store import MaintenanceStore
 
@@ -64,8 +64,23 @@ async def _remove_unreferenced(
             log.info("gc removed blob %s, which no row names", key)
 
 
+@dataclass
+class RoundReport:
+    """What one background round did: skipped (another replica ran it), failed, or its reports."""
+
+    ran: bool = False
+    failed: bool = False
+    sweep: SweepReport | None = None
+    gc: GcReport | None = None
+
+
+def _ignore(report: RoundReport) -> None:
+    pass
+
+
 class Maintenance:
-    """One round: expire Uploads, sweep files, and (when due) collect garbage blobs."""
+    """One round: expire Uploads, sweep files, and (when due) collect garbage blobs. `observe`
+    hears of every background round (the metrics count them)."""
 
     def __init__(
         self,
@@ -73,20 +88,24 @@ class Maintenance:
         uploads: UploadService,
         store: MaintenanceStore,
         clock: Callable[[], float] = time.monotonic,
+        observe: Callable[[RoundReport], None] = _ignore,
     ) -> None:
         self.files = files
         self.uploads = uploads
         self.store = store
         self._clock = clock
+        self._observe = observe
         self._last_gc: float | None = None
+        self._last_sweep: SweepReport | None = None
 
     async def run_round(self, *, gc_grace_seconds: float | None = None) -> GcReport | None:
         """Run a round unless another replica is running one; the gc report if gc ran."""
         async with self.store.exclusive_round() as mine:
             if not mine:
                 return None
-            await self.uploads.sweep()  # first: the Parts it frees are blobs, removed right away
-            await self.files.sweep()
+            expired_uploads = await self.uploads.sweep()  # first: the Parts it frees are blobs
+            self._last_sweep = await self.files.sweep()
+            self._last_sweep.expired_uploads = expired_uploads
             if gc_grace_seconds is None and not self._gc_due():
                 return None
             grace = gc_grace_seconds if gc_grace_seconds is not None else self._background_grace()
@@ -103,8 +122,14 @@ class Maintenance:
 
     async def run_forever(self, interval: float) -> None:
         while True:
-            try:
-                await self.run_round()
-            except Exception:  # maintenance must outlive a failing database; it retries next round
-                log.exception("maintenance failed; retrying in %.0f s", interval)
+            self._observe(await self._background_round(interval))
             await asyncio.sleep(interval)
+
+    async def _background_round(self, interval: float) -> RoundReport:
+        self._last_sweep = None
+        try:
+            gc = await self.run_round()
+        except Exception:  # maintenance must outlive a failing database; it retries next round
+            log.exception("maintenance failed; retrying in %.0f s", interval)
+            return RoundReport(ran=True, failed=True)
+        return RoundReport(ran=self._last_sweep is not None, sweep=self._last_sweep, gc=gc)

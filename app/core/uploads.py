@@ -162,15 +162,18 @@ class UploadService:
             await self.files.delete_blobs(keys)
         return dataclasses.replace(upload, status="cancelled")
 
-    async def sweep(self) -> None:
-        """Expire abandoned Uploads (freeing their Parts) and forget long-finished ones."""
-        now = self.files.now()
+    async def sweep(self) -> int:
+        """Expire abandoned Uploads (freeing their Parts) and forget long-finished ones; how many
+        expired."""
+        now, expired = self.files.now(), 0
         while True:
             count, _ = await self._expire(now)
             if not count:
                 break
+            expired += count
             log.info("expired %d abandoned uploads", count)
         await self.store.purge(now - self.settings.upload_retention_seconds)
+        return expired
 
     async def _expire(self, now: int, upload_id: str | None = None) -> tuple[int, list[str]]:
         # A completion still running this long after expiry has died with its process.

@@ -17,7 +17,9 @@ The rule of ../shared/spec/anthropic-gemini.md §4.2, first match wins:
 6. otherwise the file id in the path decides (`file_…` Anthropic, a bare Gemini id Gemini),
    and anything else is OpenAI.
 
-Requests under `/openai`, `/anthropic` and `/gemini` (or `/healthz`) are left alone.
+Requests under `/openai`, `/anthropic` and `/gemini` (or `/healthz`, `/readyz`, `/metrics`) are
+left alone. Either way the dispatcher names the request's dialect in its scope, for the access
+log and the metrics.
 """
 
 import re
@@ -27,9 +29,13 @@ from urllib.parse import parse_qs
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.http.access_log import DIALECT
 from app.http.errors import ORIGINAL_PATH
 
-EXPLICIT_PREFIXES = ("/openai", "/anthropic", "/gemini", "/healthz", "/docs", "/openapi.json", "/redoc")
+EXPLICIT_PREFIXES = (
+    *("/openai", "/anthropic", "/gemini"),
+    *("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"),
+)
 _FILE_ID_SEGMENT = re.compile(r"^/v1[^/]*/files/([^/:]+)")
 _GEMINI_ID = re.compile(r"(files/)?[a-z0-9]{28}")
 
@@ -88,15 +94,24 @@ class DialectDispatcher:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if not path or path.startswith(EXPLICIT_PREFIXES):
+            if path:
+                scope[DIALECT] = _explicit_dialect(path)
             await self.app(scope, receive, send)
             return
         query = scope.get("query_string", b"").decode("latin-1")
         dialect = sniff(path, Headers(scope=scope), query)
+        scope[DIALECT] = dialect.value
         if dialect is not Dialect.OPENAI:
+            # Re-pathed in place: the access log, outside, reads what routing found in this scope.
             prefix = "/" + dialect.value
-            scope = dict(scope)
+            scope[ORIGINAL_PATH] = path  # what the client sent, for error messages and logs
             scope["path"] = prefix + path
             scope["raw_path"] = prefix.encode() + scope.get("raw_path", path.encode())
             scope["filedock.sniffed"] = True
-            scope[ORIGINAL_PATH] = path  # what the client sent, for error messages
         await self.app(scope, receive, send)
+
+
+def _explicit_dialect(path: str) -> str | None:
+    """The dialect a path names by its prefix; None for /healthz, /metrics and the docs."""
+    first = path.split("/", 2)[1]
+    return first if first in (d.value for d in Dialect) else None

@@ -10,6 +10,7 @@ from starlette.types import Scope
 
 from app.core.errors import Unauthenticated
 from app.core.tenancy import PROJECT_HEADER, Authenticator, Caller
+from app.http.access_log import CALLER
 
 
 def bearer_key(headers: Headers) -> str:
@@ -21,13 +22,13 @@ def bearer_key(headers: Headers) -> str:
 async def identify(scope: Scope, key: str) -> Caller | None:
     """The caller a request's key stands for, or None. Kept in the request's scope, so a request
     asked twice (the fast path, then its route) is looked up and rate-counted once."""
-    known: Caller | None = scope.get("filedock.caller")
+    known: Caller | None = scope.get(CALLER)
     if known is not None:
         return known
     authenticator: Authenticator = scope["app"].state.authenticator
     caller = await authenticator.caller(key, Headers(scope=scope).get(PROJECT_HEADER))
     if caller is not None:
-        scope["filedock.caller"] = caller
+        scope[CALLER] = caller
     return caller
 
 

@@ -13,7 +13,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from app.core.errors import FileDockError, InvalidRequest, RouteNotFound, StorageUnavailable, UploadBusy
+from app.core.errors import (
+    BlobMissing,
+    FileDockError,
+    InvalidRequest,
+    RouteNotFound,
+    StorageUnavailable,
+    UploadBusy,
+)
+from app.http.access_log import note_error
 
 log = logging.getLogger("filedock.errors")
 ORIGINAL_PATH = "filedock.original_path"  # the scope key of a path before it was re-pathed
@@ -60,15 +68,19 @@ class Renderer:
 def install_error_handlers(app: FastAPI, render: Renderer) -> None:
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FileDockError)
-        if isinstance(exc, StorageUnavailable) and not isinstance(exc, UploadBusy):  # busy is routine
+        failing = isinstance(exc, StorageUnavailable) and not isinstance(exc, UploadBusy)  # busy is routine
+        if failing:
             log.error("storage unavailable on %s %s: %s", request.method, request.url.path, exc.__cause__)
+        note_error(request.scope, exc, storage=failing or isinstance(exc, BlobMissing))
         return render.error(request, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        error: FileDockError = InvalidRequest(str(exc.detail))
         if exc.status_code in (404, 405):
-            return render.error(request, _route_not_found(request, render.base_urls(request)))
-        return render.error(request, InvalidRequest(str(exc.detail)))
+            error = _route_not_found(request, render.base_urls(request))
+        note_error(request.scope, error)
+        return render.error(request, error)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -76,14 +88,18 @@ def install_error_handlers(app: FastAPI, render: Renderer) -> None:
         location = first.get("loc", ())
         param = str(location[-1]) if location else None
         message = f"Invalid request: {first.get('msg', 'bad input')} ({'.'.join(map(str, location))})."
-        return render.error(request, InvalidRequest(message, param=param))
+        error = InvalidRequest(message, param=param)
+        note_error(request.scope, error)
+        return render.error(request, error)
 
     async def client_gone(request: Request, exc: Exception) -> Response:
         # The client hung up mid-request; nobody reads this answer, and nothing was stored.
+        note_error(request.scope, exc)
         return render.error(request, InvalidRequest("Client disconnected."))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
+        note_error(request.scope, exc)
         return render.server_error(request)
 
     app.add_exception_handler(FileDockError, domain_error)

@@ -16,6 +16,7 @@ calls before the worker accepts a connection.
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ class HeaderLimits:
 
 
 _limits = HeaderLimits()
+log = logging.getLogger("filedock.access")
 
 
 def configure(limits: HeaderLimits) -> None:
@@ -155,6 +157,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_header_timer()
         if self.transport.is_closing():
             return
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        fields = {
+            "client": client,
+            "status": status,
+            "header_bytes": self._header_bytes + self._unparsed_bytes,
+        }
+        log.info("refused before routing: %s", message, extra={"fields": fields})
         error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
         body = json.dumps({"error": error}).encode()
         head = [STATUS_LINE[status]]

@@ -17,6 +17,7 @@ from app.core.errors import FileDockError
 from app.core.files import FileService
 from app.dialects.openai.files_router import list_page, parse_limit, parse_order
 from app.dialects.openai.wire import file_json
+from app.http.access_log import ROUTE
 from app.http.credentials import bearer_key, identify
 
 # /v1/files or /openai/v1/files, optionally followed by one id segment (never `/content`).
@@ -37,6 +38,8 @@ class OpenAIFastReads:
         if body is None:
             await self.app(scope, receive, send)
             return
+        prefix = "/openai/v1" if scope["path"].startswith("/openai/") else "/v1"
+        scope[ROUTE] = prefix + ("/files" if route[1] is None else "/files/{file_id}")
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,74 @@
+"""The operator's endpoints through the front door: /healthz, /readyz and /metrics."""
+
+import re
+import shutil
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.servers import FileDockServer
+
+KEY = "sk-metrics-7d1e"
+
+
+@pytest.mark.embedded_only("replaces the local blobs directory")
+def test_readyz_turns_503_naming_the_blob_store_then_recovers(
+    make_server: Callable[..., FileDockServer],
+) -> None:
+    server = make_server()
+    assert httpx.get(f"{server.url}/readyz").json() == {"status": "ok"}
+    blobs = server.data_dir / "blobs"
+    shutil.move(blobs, server.data_dir / "blobs.away")
+    blobs.write_text("not a directory")  # root ignores chmod: a file where the directory was
+    try:
+        answer = httpx.get(f"{server.url}/readyz")
+        assert answer.status_code == 503
+        assert set(answer.json()["failing"]) == {"blob_store"}
+        assert httpx.get(f"{server.url}/healthz").status_code == 200  # alive all the same
+    finally:
+        blobs.unlink()
+        shutil.move(server.data_dir / "blobs.away", blobs)
+    assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+def test_health_endpoints_need_no_key_and_healthz_answers_head(
+    make_server: Callable[..., FileDockServer],
+) -> None:
+    server = make_server(api_keys=f"{KEY}=ops")
+    assert httpx.head(f"{server.url}/healthz").status_code == 200
+    assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+def test_metrics_need_a_key_when_keys_are_configured(make_server: Callable[..., FileDockServer]) -> None:
+    server = make_server(api_keys=f"{KEY}=ops")
+    assert httpx.get(f"{server.url}/metrics").status_code == 401
+    answer = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+
+
+def request_total(server: FileDockServer, route: str, status: str) -> float:
+    """filedock_http_requests_total of one route and status, from a scrape."""
+    labels = (f'route="{route}"', f'status="{status}"')
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith("filedock_http_requests_total{") and all(label in line for label in labels):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_every_request_once_across_workers(make_server: Callable[..., FileDockServer]) -> None:
+    server = make_server(workers="2")
+    before = request_total(server, "/v1/files/{file_id}", "404")
+    for _ in range(30):  # a new connection each, so both workers answer some
+        assert httpx.get(f"{server.openai_url}/files/file-missing").status_code == 404
+    assert request_total(server, "/v1/files/{file_id}", "404") == before + 30
+
+
+def test_metrics_report_project_usage_and_bytes(make_server: Callable[..., FileDockServer]) -> None:
+    server = make_server()
+    files = {"file": ("a.txt", b"12345"), "purpose": (None, "user_data")}
+    assert httpx.post(f"{server.openai_url}/files", files=files).status_code == 200
+    text = httpx.get(f"{server.url}/metrics").text
+    assert 'filedock_project_stored_bytes{project="default"} 5.0' in text
+    assert 'filedock_project_files{project="default"} 1.0' in text
+    assert re.search(r'filedock_http_received_bytes_total\{dialect="openai"\} [1-9]', text)
