@@ -255,5 +255,8 @@ def test_a_missing_blob_is_a_server_error_the_sdk_does_not_retry(
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert "retry-after" not in caught.value.response.headers
     assert "missing from the blob store" in caught.value.message
-    log = server.log_path.read_text()  # FileDock's own lines: WARNING and above, message only
-    assert f"file {created.id} names blob {key}, which is missing" in log, log
+    log = server.log_path.read_text()
+    [line] = [
+        line for line in log.splitlines() if f"file {created.id} names blob {key}, which is missing" in line
+    ]
+    assert " ERROR filedock" in line, line
