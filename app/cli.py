@@ -1,5 +1,5 @@
-"""The `filedock` command: `serve`, `migrate`, `gc`, `keys` and `projects`. The only code that reads
-the environment."""
+"""The `filedock` command: `serve`, `migrate`, `gc`, `keys`, `projects`, and `files` (a client of a
+running server, in `app.client`). The only code that reads the environment."""
 
 import asyncio
 import json
@@ -16,6 +16,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from app import __version__
+from app.client.commands import files
 from app.settings import Settings
 
 APP_FACTORY = "app.cli:app_from_environment"
@@ -263,6 +264,8 @@ def _export(settings: Settings) -> None:
     for name in ("host", "port", "data_dir", "database_url", "blob_url", "workers", "log_level"):
         os.environ[f"FILEDOCK_{name.upper()}"] = str(getattr(settings, name))
 
+
+main.add_command(files)
 
 if __name__ == "__main__":
     main()
