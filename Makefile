@@ -28,7 +28,8 @@ SDK_DIRS := tests/frontdoor/anthropic tests/frontdoor/gemini tests/frontdoor/ag2
 # is enough. Quotas and keys are SQL on the backend, so the scale-out run keeps those.
 MAIN_RUN_ONLY := tests/frontdoor/test_hostile_input.py tests/frontdoor/test_tenancy_http.py \
 	tests/frontdoor/test_files_cli.py
-NOT_SDK_SPECIFIC := $(MAIN_RUN_ONLY) tests/frontdoor/test_keys_cli.py tests/frontdoor/test_quotas.py
+NOT_SDK_SPECIFIC := $(MAIN_RUN_ONLY) tests/frontdoor/test_keys_cli.py tests/frontdoor/test_quotas.py \
+	tests/frontdoor/test_verify_cli.py
 
 .PHONY: bench install run test lint test-main test-scaleout test-openai2 test-sdks clean
 .PRECIOUS: .venv-%/.installed

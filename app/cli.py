@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from app import __version__
 from app.client.commands import files
+from app.client.options import BYTE_SIZE
 from app.settings import Settings
 
 APP_FACTORY = "app.cli:app_from_environment"
@@ -156,6 +157,27 @@ def _data_dir_option(function: Callable[..., None]) -> Callable[..., None]:
     )(function)
 
 
+def _database_options(function: Callable[..., None]) -> Callable[..., None]:
+    """--data-dir, and --create: without it a command refuses to start a new, empty database."""
+    function = click.option(
+        "--create", is_flag=True, help="Create the database if the data dir has none (a new install)."
+    )(function)
+    return _data_dir_option(function)
+
+
+def _admin_settings(data_dir: Path | None, create: bool, **overrides: Any) -> Settings:
+    """The settings of an admin command, after saying on stderr which database it acts on."""
+    settings = _settings(data_dir=data_dir, **overrides)
+    from app.admin import AdminError, describe_database, require_database
+
+    click.echo(f"database: {describe_database(settings)}", err=True)
+    try:
+        require_database(settings, create=create)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
+
+
 @main.group()
 def keys() -> None:
     """Manage API keys. Each key belongs to one project; servers see changes at once."""
@@ -164,24 +186,24 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--project", required=True, help="The project (tenant) the key acts in; created if new.")
 @click.option("--admin", is_flag=True, help="May act for any project via the OpenAI-Project header.")
-@_data_dir_option
-def create_key(project: str, admin: bool, data_dir: Path | None) -> None:
+@_database_options
+def create_key(project: str, admin: bool, data_dir: Path | None, create: bool) -> None:
     """Create a key and print it. It is stored hashed: this is the only time it is shown."""
-    from app.admin import create_key as create
+    from app.admin import create_key as creating
 
-    key, record = _run_admin(create(_settings(data_dir=data_dir), project, admin=admin))
+    key, record = _run_admin(creating(_admin_settings(data_dir, create), project, admin=admin))
     click.echo(key)
     click.echo(f"created {record.id} in project {record.project!r}; store the key now", err=True)
 
 
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_data_dir_option
-def list_keys(as_json: bool, data_dir: Path | None) -> None:
+@_database_options
+def list_keys(as_json: bool, data_dir: Path | None, create: bool) -> None:
     """List keys (never the keys themselves), from the database and FILEDOCK_API_KEYS."""
     from app.admin import list_keys as listing
 
-    rows = _run_admin(listing(_settings(data_dir=data_dir)))
+    rows = _run_admin(listing(_admin_settings(data_dir, create)))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -195,12 +217,12 @@ def list_keys(as_json: bool, data_dir: Path | None) -> None:
 
 @keys.command("revoke")
 @click.argument("key_id")
-@_data_dir_option
-def revoke_key(key_id: str, data_dir: Path | None) -> None:
+@_database_options
+def revoke_key(key_id: str, data_dir: Path | None, create: bool) -> None:
     """Revoke a key by its id (or the key itself); the next request with it gets 401."""
     from app.admin import revoke_key as revoke
 
-    record = _run_admin(revoke(_settings(data_dir=data_dir), key_id))
+    record = _run_admin(revoke(_admin_settings(data_dir, create), key_id))
     click.echo(f"revoked {record.id} (project {record.project!r})")
 
 
@@ -211,12 +233,12 @@ def projects() -> None:
 
 @projects.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_data_dir_option
-def list_projects(as_json: bool, data_dir: Path | None) -> None:
+@_database_options
+def list_projects(as_json: bool, data_dir: Path | None, create: bool) -> None:
     """Each project's usage and effective quota."""
     from app.admin import list_projects as listing
 
-    usages = _run_admin(listing(_settings(data_dir=data_dir)))
+    usages = _run_admin(listing(_admin_settings(data_dir, create)))
     rows = [
         {
             "project": u.name,
@@ -237,17 +259,56 @@ def list_projects(as_json: bool, data_dir: Path | None) -> None:
 
 @projects.command("set-quota")
 @click.argument("project")
-@click.option("--max-bytes", type=click.IntRange(min=0), help="Bytes of live files the project may hold.")
+@click.option(
+    "--max-bytes", type=BYTE_SIZE, help="Bytes of live files the project may hold (10GB, 512MiB, 4096)."
+)
 @click.option("--max-files", type=click.IntRange(min=0), help="Live files the project may hold.")
-@_data_dir_option
-def set_quota(project: str, max_bytes: int | None, max_files: int | None, data_dir: Path | None) -> None:
+@_database_options
+def set_quota(
+    project: str, max_bytes: int | None, max_files: int | None, data_dir: Path | None, create: bool
+) -> None:
     """Give one project its own quota instead of FILEDOCK_PROJECT_MAX_BYTES / _MAX_FILES."""
     from app.admin import set_quota as setting
 
-    usage = _run_admin(
-        setting(_settings(data_dir=data_dir), project, max_bytes=max_bytes, max_files=max_files)
-    )
+    settings = _admin_settings(data_dir, create)
+    usage = _run_admin(setting(settings, project, max_bytes=max_bytes, max_files=max_files))
     click.echo(f"{usage.name}: at most {usage.max_bytes} bytes and {usage.max_files} files")
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Tombstone damaged rows and remove orphans past the grace.")
+@click.option(
+    "--deep", is_flag=True, help="Also compare every blob's SHA-256 with its row (reads all bytes)."
+)
+@click.option(
+    "--grace-seconds",
+    type=click.IntRange(min=0),
+    help="Unnamed blobs younger than this may be uploads in flight [env FILEDOCK_GC_GRACE_SECONDS].",
+)
+@_data_dir_option
+def verify(repair: bool, deep: bool, grace_seconds: int | None, data_dir: Path | None) -> None:
+    """Check that rows and blobs agree: rows whose blob is missing or of another size (or, with
+    --deep, SHA-256), Upload Parts nothing will free, and blobs no row names. Safe while servers
+    run; exits with status 1 if anything is left unrepaired."""
+    from app.admin import run_verify
+    from app.core.verify import Finding, VerifyOptions
+
+    settings = _admin_settings(data_dir, False, gc_grace_seconds=grace_seconds)
+    options = VerifyOptions(deep=deep, repair=repair, grace_seconds=settings.gc_grace_seconds)
+
+    def show(finding: Finding) -> None:
+        done = "  [repaired]" if finding.repaired else ""
+        click.echo(f"{finding.kind:16} {finding.subject}  {finding.detail}{done}")
+
+    report = _run_admin(run_verify(settings, options, show))
+    found = ", ".join(f"{count} {kind}" for kind, count in sorted(report.findings.items())) or "no problems"
+    young = f"; {report.young_orphans} unnamed blobs younger than the grace left alone" * bool(
+        report.young_orphans
+    )
+    click.echo(f"verify: {report.rows} files and {report.blobs} blobs checked: {found}{young}")
+    if report.unrepaired:
+        hint = "" if repair else " (run with --repair to fix)"
+        raise click.ClickException(f"{report.unrepaired} problems left{hint}")
 
 
 def _run_admin(work: Coroutine[Any, Any, T]) -> T:

@@ -12,13 +12,13 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiofiles.os
 
-from app.blobs.base import BlobNotFound, BlobStoreError
+from app.blobs.base import BlobInfo, BlobNotFound, BlobStoreError
 
 READ_CHUNK_BYTES = 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
@@ -219,6 +219,44 @@ class LocalBlobStore:
                     if _KEY.fullmatch(entry.name) and entry.stat().st_mtime < modified_before:
                         keys.append(entry.name)
         return keys
+
+    async def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        return await asyncio.to_thread(self._sizes, keys)
+
+    def _sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        found = {}
+        for key in keys:
+            try:
+                found[key] = os.stat(self.path_for(key)).st_size
+            except (FileNotFoundError, BlobNotFound):
+                continue
+            except OSError as exc:
+                raise BlobStoreError(f"could not stat blob {key}: {exc}") from exc
+        return found
+
+    async def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        """One shard directory at a time: memory holds one shard's listing, not the store's."""
+        shards = await asyncio.to_thread(self._shards)
+        for shard in shards:
+            for info in await asyncio.to_thread(self._scan_shard, shard):
+                yield info
+
+    def _shards(self) -> list[str]:
+        try:
+            with os.scandir(self.root) as entries:
+                return sorted(e.path for e in entries if e.is_dir() and e.path != str(self.temp_dir))
+        except OSError as exc:
+            raise BlobStoreError(f"could not list {self.root}: {exc}") from exc
+
+    def _scan_shard(self, shard: str) -> list[BlobInfo]:
+        found = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(shard) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    if _KEY.fullmatch(entry.name) and entry.is_file():
+                        stat = entry.stat()
+                        found.append(BlobInfo(entry.name, stat.st_size, stat.st_mtime))
+        return found
 
     async def aclose(self) -> None:
         self._io.shutdown(wait=True)
