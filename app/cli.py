@@ -165,14 +165,16 @@ def _database_options(function: Callable[..., None]) -> Callable[..., None]:
     return _data_dir_option(function)
 
 
-def _admin_settings(data_dir: Path | None, create: bool, **overrides: Any) -> Settings:
-    """The settings of an admin command, after saying on stderr which database it acts on."""
+def _admin_settings(data_dir: Path | None, create: bool | None, **overrides: Any) -> Settings:
+    """The settings of an admin command, after saying on stderr which database it acts on.
+    `create` None: the command checks the database itself."""
     settings = _settings(data_dir=data_dir, **overrides)
     from app.admin import AdminError, describe_database, require_database
 
     click.echo(f"database: {describe_database(settings)}", err=True)
     try:
-        require_database(settings, create=create)
+        if create is not None:
+            require_database(settings, create=create)
     except AdminError as exc:
         raise click.ClickException(str(exc)) from None
     return settings
@@ -311,13 +313,57 @@ def verify(repair: bool, deep: bool, grace_seconds: int | None, data_dir: Path |
         raise click.ClickException(f"{report.unrepaired} problems left{hint}")
 
 
+@main.command()
+@click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--copy", is_flag=True, help="Copy blobs even where hard links would do (another disk).")
+@_data_dir_option
+def backup(destination: Path, copy: bool, data_dir: Path | None) -> None:
+    """Back up the embedded SQLite database and the blobs it names into DESTINATION (a new
+    directory), consistently, while servers run. Blobs are hard-linked when DESTINATION is on the
+    same filesystem: copy it elsewhere to survive losing the disk. PostgreSQL and S3 are refused:
+    see docs/operations.md."""
+    from app.backup import backup as backing_up
+
+    settings = _admin_settings(data_dir, None)
+    report = _run_admin(backing_up(settings, destination, copy=copy))
+    click.echo(
+        f"backup: {report.files} files ({report.bytes} bytes) in {destination}; "
+        f"{report.linked} blobs linked, {report.copied} copied"
+    )
+    if report.deleted_meanwhile:
+        click.echo(f"{report.deleted_meanwhile} files deleted during the backup are left out of it", err=True)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--copy", is_flag=True, help="Copy blobs even where hard links would do.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="A new data dir to restore into; it must hold no database yet.",
+)
+def restore(source: Path, copy: bool, data_dir: Path) -> None:
+    """Restore a backup made by `filedock backup` into a new data dir, migrated to this version.
+    Then start `filedock serve --data-dir` on it (and `filedock verify` if you like)."""
+    from app.admin import describe_database
+    from app.backup import restore as restoring
+
+    settings = _settings(data_dir=data_dir)
+    click.echo(f"database: {describe_database(settings)}", err=True)
+    report = _run_admin(restoring(source, settings, copy=copy))
+    click.echo(f"restore: {report.files} files ({report.bytes} bytes) into {data_dir}")
+
+
 def _run_admin(work: Coroutine[Any, Any, T]) -> T:
-    """Run an admin coroutine; its refusals become a clear message and exit status 1."""
+    """Run an admin coroutine; its refusals (and storage failures) become a clear message and
+    exit status 1."""
     from app.admin import AdminError
+    from app.core.errors import FileDockError
 
     try:
         return asyncio.run(work)
-    except AdminError as exc:
+    except (AdminError, FileDockError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -131,6 +131,12 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def blob_path(root: Path, key: str) -> Path:
+    """Where the blob `key` lives under `root`: a shard directory named by the key's last two
+    characters, so no directory grows past a few thousand entries."""
+    return root / key[-2:] / key
+
+
 class LocalBlobStore:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root.absolute()
@@ -153,7 +159,7 @@ class LocalBlobStore:
     def path_for(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
             raise BlobNotFound(key)  # not a key we could have made
-        path = (self.root / key[-2:] / key).resolve()
+        path = blob_path(self.root, key).resolve()
         if not path.is_relative_to(self.root.resolve()):
             raise BlobNotFound(key)
         return path
