@@ -25,11 +25,12 @@ SDK_TESTS_ag2 := tests/frontdoor/ag2
 SDK_DIRS := tests/frontdoor/anthropic tests/frontdoor/gemini tests/frontdoor/ag2
 # Raw-HTTP front-door tests whose subject is neither the SDK nor the storage backend (framing,
 # hostile input, tenant isolation, whose SQL tests/backends runs on PostgreSQL too): the main run
-# is enough. Quotas and keys are SQL on the backend, so the scale-out run keeps those.
+# is enough. Quotas, keys, verify, doctor and the pending-Uploads list of the files CLI are SQL
+# (or blob listings) on the backend, so the scale-out run keeps those.
 MAIN_RUN_ONLY := tests/frontdoor/test_hostile_input.py tests/frontdoor/test_tenancy_http.py \
-	tests/frontdoor/test_files_cli.py
+	tests/frontdoor/test_backup_cli.py
 NOT_SDK_SPECIFIC := $(MAIN_RUN_ONLY) tests/frontdoor/test_keys_cli.py tests/frontdoor/test_quotas.py \
-	tests/frontdoor/test_verify_cli.py
+	tests/frontdoor/test_verify_cli.py tests/frontdoor/test_doctor_cli.py tests/frontdoor/test_files_cli.py
 
 .PHONY: bench install run test lint test-main test-scaleout test-openai2 test-sdks clean
 .PRECIOUS: .venv-%/.installed

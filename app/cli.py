@@ -355,6 +355,27 @@ def restore(source: Path, copy: bool, data_dir: Path) -> None:
     click.echo(f"restore: {report.files} files ({report.bytes} bytes) into {data_dir}")
 
 
+@main.command()
+@_data_dir_option
+def doctor(data_dir: Path | None) -> None:
+    """Check the configuration, the database (and its migrations and clock), the blob store (a
+    write, a read and a delete) and free space. Prints what to fix; exit status 1 on a problem."""
+    from app.doctor import Check, diagnose
+
+    settings = _settings(data_dir=data_dir)
+
+    async def run() -> list[Check]:
+        checks = []
+        async for check in diagnose(settings):
+            click.echo(f"{check.name + ':':15} {'ok' if check.ok else 'PROBLEM'}  {check.detail}")
+            checks.append(check)
+        return checks
+
+    problems = [c for c in asyncio.run(run()) if not c.ok]
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s): see above")
+
+
 def _run_admin(work: Coroutine[Any, Any, T]) -> T:
     """Run an admin coroutine; its refusals (and storage failures) become a clear message and
     exit status 1."""
