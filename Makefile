@@ -28,8 +28,10 @@ SDK_TESTS_ag2 := tests/frontdoor/ag2
 SDK_DIRS := tests/frontdoor/anthropic tests/frontdoor/gemini tests/frontdoor/ag2
 # Raw-HTTP front-door tests whose subject is neither the SDK nor the storage backend (framing,
 # hostile input, tenant isolation, whose SQL tests/backends runs on PostgreSQL too): the main run
-# is enough. Quotas and keys are SQL on the backend, so the scale-out run keeps those.
-MAIN_RUN_ONLY := tests/frontdoor/test_hostile_input.py tests/frontdoor/test_tenancy_http.py
+# is enough. Quotas, keys, verify, doctor and the pending-Uploads list of the files CLI are SQL
+# (or blob listings) on the backend, so the scale-out run keeps those.
+MAIN_RUN_ONLY := tests/frontdoor/test_hostile_input.py tests/frontdoor/test_tenancy_http.py \
+	tests/frontdoor/test_backup_cli.py
 # tests/deploy (installing, starting and proxying FileDock as users do) is outside
 # tests/frontdoor, so only the main run has it.
 

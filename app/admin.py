@@ -1,11 +1,17 @@
-"""What `filedock keys …`, `filedock projects …`, `filedock gc` and `serve`'s start-up check do,
-on the stores the settings name. Each call migrates first (`open_stores`), so they also work
-before the first `serve`."""
+"""What `filedock keys …`, `filedock projects …`, `filedock gc`, `filedock verify` and `serve`'s
+start-up check do, on the stores the settings name. Each call migrates first (`open_stores`), so
+they also work before the first `serve`; `require_database` keeps them from creating an empty
+database where the operator meant an existing one."""
 
 import dataclasses
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
+from app.core.errors import FileDockError
 from app.core.maintenance import GcReport, Maintenance
 from app.core.records import KeyRecord, ProjectUsage
 from app.core.tenancy import (
@@ -17,12 +23,38 @@ from app.core.tenancy import (
     resolve_open_mode,
     shown_prefix,
 )
+from app.core.verify import Finding, Verifier, VerifyOptions, VerifyReport
 from app.settings import Settings
 from app.stores import open_stores
 
 
 class AdminError(Exception):
     """A refused admin command; the message says what to do instead."""
+
+
+def describe_database(settings: Settings) -> str:
+    """The database URL with its password masked, for telling the operator what is acted on."""
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def sqlite_path(settings: Settings) -> Path | None:
+    """The SQLite database file, or None for another database."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def require_database(settings: Settings, *, create: bool) -> None:
+    """Refuse to create an empty SQLite database unless asked: a wrong --data-dir would
+    otherwise get keys and quotas that no server ever reads."""
+    path = sqlite_path(settings)
+    if path is None or create or path.exists():
+        return
+    raise AdminError(
+        f"there is no FileDock database at {path}: point --data-dir (or FILEDOCK_DATA_DIR, "
+        "FILEDOCK_DATABASE_URL) at the server's, or pass --create to start a new one there"
+    )
 
 
 async def create_key(settings: Settings, project: str, *, admin: bool) -> tuple[str, KeyRecord]:
@@ -112,6 +144,20 @@ async def run_gc(settings: Settings) -> GcReport | None:
     async with open_stores(settings) as stores:
         maintenance = Maintenance(stores.files, stores.uploads, stores.maintenance)
         return await maintenance.run_round(gc_grace_seconds=settings.gc_grace_seconds)
+
+
+async def run_verify(
+    settings: Settings, options: VerifyOptions, on_finding: Callable[[Finding], None]
+) -> VerifyReport:
+    """`filedock verify`: every finding to `on_finding` as it comes; the totals."""
+    async with open_stores(settings) as stores:
+        verifier = Verifier(stores.files, stores.maintenance, options)
+        try:
+            async for finding in verifier.run():
+                on_finding(finding)
+        except FileDockError as exc:
+            raise AdminError(f"verify stopped: {exc}") from exc
+        return verifier.report
 
 
 def _key_json(record: KeyRecord, source: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The `filedock` command: `serve`, `migrate`, `gc`, `keys` and `projects`. The only code that reads
-the environment."""
+"""The `filedock` command: `serve`, `migrate`, `gc`, `keys`, `projects`, and `files` (a client of a
+running server, in `app.client`). The only code that reads the environment."""
 
 import asyncio
 import json
@@ -16,6 +16,8 @@ import click
 from pydantic import ValidationError
 
 from app import __version__
+from app.client.commands import files
+from app.client.options import BYTE_SIZE
 from app.settings import Settings
 
 APP_FACTORY = "app.cli:app_from_environment"
@@ -265,6 +267,29 @@ def _data_dir_option(function: Callable[..., None]) -> Callable[..., None]:
     )(function)
 
 
+def _database_options(function: Callable[..., None]) -> Callable[..., None]:
+    """--data-dir, and --create: without it a command refuses to start a new, empty database."""
+    function = click.option(
+        "--create", is_flag=True, help="Create the database if the data dir has none (a new install)."
+    )(function)
+    return _data_dir_option(function)
+
+
+def _admin_settings(data_dir: Path | None, create: bool | None, **overrides: Any) -> Settings:
+    """The settings of an admin command, after saying on stderr which database it acts on.
+    `create` None: the command checks the database itself."""
+    settings = _settings(data_dir=data_dir, **overrides)
+    from app.admin import AdminError, describe_database, require_database
+
+    click.echo(f"database: {describe_database(settings)}", err=True)
+    try:
+        if create is not None:
+            require_database(settings, create=create)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
+
+
 @main.group()
 def keys() -> None:
     """Manage API keys. Each key belongs to one project; servers see changes at once."""
@@ -273,24 +298,24 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--project", required=True, help="The project (tenant) the key acts in; created if new.")
 @click.option("--admin", is_flag=True, help="May act for any project via the OpenAI-Project header.")
-@_data_dir_option
-def create_key(project: str, admin: bool, data_dir: Path | None) -> None:
+@_database_options
+def create_key(project: str, admin: bool, data_dir: Path | None, create: bool) -> None:
     """Create a key and print it. It is stored hashed: this is the only time it is shown."""
-    from app.admin import create_key as create
+    from app.admin import create_key as creating
 
-    key, record = _run_admin(create(_settings(data_dir=data_dir), project, admin=admin))
+    key, record = _run_admin(creating(_admin_settings(data_dir, create), project, admin=admin))
     click.echo(key)
     click.echo(f"created {record.id} in project {record.project!r}; store the key now", err=True)
 
 
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_data_dir_option
-def list_keys(as_json: bool, data_dir: Path | None) -> None:
+@_database_options
+def list_keys(as_json: bool, data_dir: Path | None, create: bool) -> None:
     """List keys (never the keys themselves), from the database and FILEDOCK_API_KEYS."""
     from app.admin import list_keys as listing
 
-    rows = _run_admin(listing(_settings(data_dir=data_dir)))
+    rows = _run_admin(listing(_admin_settings(data_dir, create)))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -304,12 +329,12 @@ def list_keys(as_json: bool, data_dir: Path | None) -> None:
 
 @keys.command("revoke")
 @click.argument("key_id")
-@_data_dir_option
-def revoke_key(key_id: str, data_dir: Path | None) -> None:
+@_database_options
+def revoke_key(key_id: str, data_dir: Path | None, create: bool) -> None:
     """Revoke a key by its id (or the key itself); the next request with it gets 401."""
     from app.admin import revoke_key as revoke
 
-    record = _run_admin(revoke(_settings(data_dir=data_dir), key_id))
+    record = _run_admin(revoke(_admin_settings(data_dir, create), key_id))
     click.echo(f"revoked {record.id} (project {record.project!r})")
 
 
@@ -320,12 +345,12 @@ def projects() -> None:
 
 @projects.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_data_dir_option
-def list_projects(as_json: bool, data_dir: Path | None) -> None:
+@_database_options
+def list_projects(as_json: bool, data_dir: Path | None, create: bool) -> None:
     """Each project's usage and effective quota."""
     from app.admin import list_projects as listing
 
-    usages = _run_admin(listing(_settings(data_dir=data_dir)))
+    usages = _run_admin(listing(_admin_settings(data_dir, create)))
     rows = [
         {
             "project": u.name,
@@ -346,26 +371,130 @@ def list_projects(as_json: bool, data_dir: Path | None) -> None:
 
 @projects.command("set-quota")
 @click.argument("project")
-@click.option("--max-bytes", type=click.IntRange(min=0), help="Bytes of live files the project may hold.")
+@click.option(
+    "--max-bytes", type=BYTE_SIZE, help="Bytes of live files the project may hold (10GB, 512MiB, 4096)."
+)
 @click.option("--max-files", type=click.IntRange(min=0), help="Live files the project may hold.")
-@_data_dir_option
-def set_quota(project: str, max_bytes: int | None, max_files: int | None, data_dir: Path | None) -> None:
+@_database_options
+def set_quota(
+    project: str, max_bytes: int | None, max_files: int | None, data_dir: Path | None, create: bool
+) -> None:
     """Give one project its own quota instead of FILEDOCK_PROJECT_MAX_BYTES / _MAX_FILES."""
     from app.admin import set_quota as setting
 
-    usage = _run_admin(
-        setting(_settings(data_dir=data_dir), project, max_bytes=max_bytes, max_files=max_files)
-    )
+    settings = _admin_settings(data_dir, create)
+    usage = _run_admin(setting(settings, project, max_bytes=max_bytes, max_files=max_files))
     click.echo(f"{usage.name}: at most {usage.max_bytes} bytes and {usage.max_files} files")
 
 
+@main.command()
+@click.option("--repair", is_flag=True, help="Tombstone damaged rows and remove orphans past the grace.")
+@click.option(
+    "--deep", is_flag=True, help="Also compare every blob's SHA-256 with its row (reads all bytes)."
+)
+@click.option(
+    "--grace-seconds",
+    type=click.IntRange(min=0),
+    help="Unnamed blobs younger than this may be uploads in flight [env FILEDOCK_GC_GRACE_SECONDS].",
+)
+@_data_dir_option
+def verify(repair: bool, deep: bool, grace_seconds: int | None, data_dir: Path | None) -> None:
+    """Check that rows and blobs agree: rows whose blob is missing or of another size (or, with
+    --deep, SHA-256), Upload Parts nothing will free, and blobs no row names. Safe while servers
+    run; exits with status 1 if anything is left unrepaired."""
+    from app.admin import run_verify
+    from app.core.verify import Finding, VerifyOptions
+
+    settings = _admin_settings(data_dir, False, gc_grace_seconds=grace_seconds)
+    options = VerifyOptions(deep=deep, repair=repair, grace_seconds=settings.gc_grace_seconds)
+
+    def show(finding: Finding) -> None:
+        done = "  [repaired]" if finding.repaired else ""
+        click.echo(f"{finding.kind:16} {finding.subject}  {finding.detail}{done}")
+
+    report = _run_admin(run_verify(settings, options, show))
+    found = ", ".join(f"{count} {kind}" for kind, count in sorted(report.findings.items())) or "no problems"
+    young = f"; {report.young_orphans} unnamed blobs younger than the grace left alone" * bool(
+        report.young_orphans
+    )
+    click.echo(f"verify: {report.rows} files and {report.blobs} blobs checked: {found}{young}")
+    if report.unrepaired:
+        hint = "" if repair else " (run with --repair to fix)"
+        raise click.ClickException(f"{report.unrepaired} problems left{hint}")
+
+
+@main.command()
+@click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--copy", is_flag=True, help="Copy blobs even where hard links would do (another disk).")
+@_data_dir_option
+def backup(destination: Path, copy: bool, data_dir: Path | None) -> None:
+    """Back up the embedded SQLite database and the blobs it names into DESTINATION (a new
+    directory), consistently, while servers run. Blobs are hard-linked when DESTINATION is on the
+    same filesystem: copy it elsewhere to survive losing the disk. PostgreSQL and S3 are refused:
+    see docs/operations.md."""
+    from app.backup import backup as backing_up
+
+    settings = _admin_settings(data_dir, None)
+    report = _run_admin(backing_up(settings, destination, copy=copy))
+    click.echo(
+        f"backup: {report.files} files ({report.bytes} bytes) in {destination}; "
+        f"{report.linked} blobs linked, {report.copied} copied"
+    )
+    if report.deleted_meanwhile:
+        click.echo(f"{report.deleted_meanwhile} files deleted during the backup are left out of it", err=True)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--copy", is_flag=True, help="Copy blobs even where hard links would do.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="A new data dir to restore into; it must hold no database yet.",
+)
+def restore(source: Path, copy: bool, data_dir: Path) -> None:
+    """Restore a backup made by `filedock backup` into a new data dir, migrated to this version.
+    Then start `filedock serve --data-dir` on it (and `filedock verify` if you like)."""
+    from app.admin import describe_database
+    from app.backup import restore as restoring
+
+    settings = _settings(data_dir=data_dir)
+    click.echo(f"database: {describe_database(settings)}", err=True)
+    report = _run_admin(restoring(source, settings, copy=copy))
+    click.echo(f"restore: {report.files} files ({report.bytes} bytes) into {data_dir}")
+
+
+@main.command()
+@_data_dir_option
+def doctor(data_dir: Path | None) -> None:
+    """Check the configuration, the database (and its migrations and clock), the blob store (a
+    write, a read and a delete) and free space. Prints what to fix; exit status 1 on a problem."""
+    from app.doctor import Check, diagnose
+
+    settings = _settings(data_dir=data_dir)
+
+    async def run() -> list[Check]:
+        checks = []
+        async for check in diagnose(settings):
+            click.echo(f"{check.name + ':':15} {'ok' if check.ok else 'PROBLEM'}  {check.detail}")
+            checks.append(check)
+        return checks
+
+    problems = [c for c in asyncio.run(run()) if not c.ok]
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s): see above")
+
+
 def _run_admin(work: Coroutine[Any, Any, T]) -> T:
-    """Run an admin coroutine; its refusals become a clear message and exit status 1."""
+    """Run an admin coroutine; its refusals (and storage failures) become a clear message and
+    exit status 1."""
     from app.admin import AdminError
+    from app.core.errors import FileDockError
 
     try:
         return asyncio.run(work)
-    except AdminError as exc:
+    except (AdminError, FileDockError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -382,6 +511,8 @@ def _export(settings: Settings) -> None:
     ):
         os.environ[f"FILEDOCK_{name.upper()}"] = str(getattr(settings, name))
 
+
+main.add_command(files)
 
 if __name__ == "__main__":
     main()

@@ -140,6 +140,12 @@ class SeaweedS3:
             keys.append(part.split("</Key>", 1)[0])
         return sorted(keys)
 
+    def put(self, key: str, data: bytes) -> None:
+        httpx.put(f"{self.endpoint}/{self.bucket}/{key}", content=data, timeout=10).raise_for_status()
+
+    def delete(self, key: str) -> None:
+        httpx.delete(f"{self.endpoint}/{self.bucket}/{key}", timeout=10).raise_for_status()
+
     def unfinished_uploads(self, prefix: str) -> list[str]:
         """Keys of multipart uploads begun and neither completed nor aborted (ListMultipartUploads)."""
         params = {"uploads": "", "prefix": prefix}

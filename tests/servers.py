@@ -139,5 +139,21 @@ class FileDockServer:
         root = self.data_dir / "blobs"
         return sorted(p for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp")
 
+    def put_blob(self, key: str, data: bytes) -> None:
+        """Write a blob behind the server's back (a planted orphan, or damage to a file's bytes)."""
+        if scaleout.is_scaleout():
+            scaleout.backend().s3.put(self._prefix() + key, data)
+            return
+        path = self.data_dir / "blobs" / key[-2:] / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def delete_blob(self, key: str) -> None:
+        """Remove a blob behind the server's back."""
+        if scaleout.is_scaleout():
+            scaleout.backend().s3.delete(self._prefix() + key)
+        else:
+            (self.data_dir / "blobs" / key[-2:] / key).unlink()
+
     def _prefix(self) -> str:
         return scaleout.backend().settings_for(self.data_dir)["blob_url"].split("/", 3)[3] + "/"

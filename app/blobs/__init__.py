@@ -4,11 +4,19 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from app.blobs.base import BlobNotFound, BlobStore, BlobStoreError, BlobWriter
+from app.blobs.base import BlobInfo, BlobNotFound, BlobStore, BlobStoreError, BlobWriter
 from app.blobs.local import LocalBlobStore
 from app.settings import Settings
 
-__all__ = ["BlobNotFound", "BlobStore", "BlobStoreError", "BlobWriter", "check_blob_store", "open_blob_store"]
+__all__ = [
+    "BlobInfo",
+    "BlobNotFound",
+    "BlobStore",
+    "BlobStoreError",
+    "BlobWriter",
+    "check_blob_store",
+    "open_blob_store",
+]
 
 
 def open_blob_store(settings: Settings) -> BlobStore:

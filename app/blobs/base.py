@@ -2,10 +2,12 @@
 
 A write becomes visible under its key only on `commit` (local disk: a temporary file renamed
 into place; S3: a PUT or multipart upload that completes); `abort` removes every trace of it.
-Readers never see half a blob. `list_keys` lets `filedock gc` find blobs that no row names.
+Readers never see half a blob. `list_keys` lets `filedock gc` find blobs that no row names;
+`sizes` and `list_blobs` let `filedock verify` check rows against blobs and blobs against rows.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -15,6 +17,15 @@ class BlobNotFound(Exception):
 
 class BlobStoreError(Exception):
     """The store failed (disk full, permission, I/O error). Retrying may help."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A committed blob as a listing shows it."""
+
+    key: str
+    size: int
+    modified: float  # Unix time of its last write
 
 
 class BlobWriter(Protocol):
@@ -51,5 +62,11 @@ class BlobStore(Protocol):
 
     def list_keys(self, modified_before: float) -> AsyncIterator[str]:
         """Keys of committed blobs last written before `modified_before` (a Unix time), for gc."""
+
+    async def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        """The size of each of `keys` that names a committed blob; missing keys are left out."""
+
+    def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        """Every committed blob, streamed (memory does not grow with the store), for verify."""
 
     async def aclose(self) -> None: ...

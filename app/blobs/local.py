@@ -12,13 +12,13 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiofiles.os
 
-from app.blobs.base import BlobNotFound, BlobStoreError
+from app.blobs.base import BlobInfo, BlobNotFound, BlobStoreError
 
 READ_CHUNK_BYTES = 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
@@ -131,6 +131,12 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def blob_path(root: Path, key: str) -> Path:
+    """Where the blob `key` lives under `root`: a shard directory named by the key's last two
+    characters, so no directory grows past a few thousand entries."""
+    return root / key[-2:] / key
+
+
 class LocalBlobStore:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root.absolute()
@@ -153,7 +159,7 @@ class LocalBlobStore:
     def path_for(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
             raise BlobNotFound(key)  # not a key we could have made
-        path = (self.root / key[-2:] / key).resolve()
+        path = blob_path(self.root, key).resolve()
         if not path.is_relative_to(self.root.resolve()):
             raise BlobNotFound(key)
         return path
@@ -219,6 +225,44 @@ class LocalBlobStore:
                     if _KEY.fullmatch(entry.name) and entry.stat().st_mtime < modified_before:
                         keys.append(entry.name)
         return keys
+
+    async def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        return await asyncio.to_thread(self._sizes, keys)
+
+    def _sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        found = {}
+        for key in keys:
+            try:
+                found[key] = os.stat(self.path_for(key)).st_size
+            except (FileNotFoundError, BlobNotFound):
+                continue
+            except OSError as exc:
+                raise BlobStoreError(f"could not stat blob {key}: {exc}") from exc
+        return found
+
+    async def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        """One shard directory at a time: memory holds one shard's listing, not the store's."""
+        shards = await asyncio.to_thread(self._shards)
+        for shard in shards:
+            for info in await asyncio.to_thread(self._scan_shard, shard):
+                yield info
+
+    def _shards(self) -> list[str]:
+        try:
+            with os.scandir(self.root) as entries:
+                return sorted(e.path for e in entries if e.is_dir() and e.path != str(self.temp_dir))
+        except OSError as exc:
+            raise BlobStoreError(f"could not list {self.root}: {exc}") from exc
+
+    def _scan_shard(self, shard: str) -> list[BlobInfo]:
+        found = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(shard) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    if _KEY.fullmatch(entry.name) and entry.is_file():
+                        stat = entry.stat()
+                        found.append(BlobInfo(entry.name, stat.st_size, stat.st_mtime))
+        return found
 
     async def aclose(self) -> None:
         self._io.shutdown(wait=True)

@@ -19,7 +19,7 @@ import ipaddress
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -31,7 +31,7 @@ from obstore.store import S3Store
 if TYPE_CHECKING:  # obstore's config types exist only for type checkers
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
-from app.blobs.base import BlobNotFound, BlobStoreError
+from app.blobs.base import BlobInfo, BlobNotFound, BlobStoreError
 
 log = logging.getLogger("filedock.blobs.s3")
 PART_BYTES = 8 * 1024 * 1024  # a blob up to this size is one PUT; larger ones go multipart
@@ -39,6 +39,7 @@ PARTS_IN_FLIGHT = 2
 QUEUED_CHUNKS = 8
 READ_CHUNK_BYTES = 1024 * 1024
 LIST_PAGE = 1000
+HEADS_IN_FLIGHT = 16
 HEALTH_PREFIX = "_health/"
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -261,6 +262,38 @@ class S3BlobStore:
             for meta in page:
                 if _KEY.fullmatch(meta["path"]) and meta["last_modified"].timestamp() < modified_before:
                     yield meta["path"]
+
+    async def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        """One HEAD per key, `HEADS_IN_FLIGHT` at a time."""
+        gate = asyncio.Semaphore(HEADS_IN_FLIGHT)
+
+        async def size_of(key: str) -> int | None:
+            if not _KEY.fullmatch(key):
+                return None
+            async with gate:
+                try:
+                    with _translated(key):
+                        meta = await asyncio.wait_for(
+                            obstore.head_async(self._store, key), self.timeout_seconds
+                        )
+                except BlobNotFound:
+                    return None
+            return int(meta["size"])
+
+        found = await asyncio.gather(*(size_of(key) for key in keys))
+        return {key: size for key, size in zip(keys, found, strict=True) if size is not None}
+
+    async def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        stream = obstore.list(self._store, chunk_size=LIST_PAGE)
+        while True:
+            with _translated("(listing)"):
+                try:
+                    page = await asyncio.wait_for(stream.__anext__(), self.timeout_seconds)
+                except StopAsyncIteration:
+                    return
+            for meta in page:
+                if _KEY.fullmatch(meta["path"]):
+                    yield BlobInfo(meta["path"], int(meta["size"]), meta["last_modified"].timestamp())
 
     async def check_writable(self) -> None:
         key = HEALTH_PREFIX + secrets.token_hex(8)

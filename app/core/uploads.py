@@ -152,6 +152,12 @@ class UploadService:
         )
         return UploadResult(done, file)
 
+    async def list_pending(self, *, after: str | None, limit: int) -> list[tuple[UploadRecord, int]]:
+        """This project's open Uploads, oldest first, each with its number of Parts."""
+        if after is not None and not ids.is_valid_upload_id(after):
+            raise UploadNotFound(after)
+        return await self.store.list_pending(self.files.project, self.files.now(), after=after, limit=limit)
+
     async def cancel(self, upload_id: str) -> UploadRecord:
         upload = await self._get(upload_id)
         if upload.status != "cancelled":

@@ -12,8 +12,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 import app
+from app.metadata.engine import create_engine
+from app.metadata.engine import reading
 
 DISTRIBUTION = "filedock"
 INSTALLED_ENV_PY = ("share", "filedock", "migrations", "env.py")
@@ -59,3 +65,24 @@ def upgrade_to_head(database_url: str) -> None:
 
 async def upgrade_to_head_async(database_url: str) -> None:
     await asyncio.to_thread(upgrade_to_head, database_url)
+
+
+async def migration_state(database_url: str) -> tuple[str | None, str | None, float | None]:
+    """Without changing anything: the database's revision, the newest this version knows, and
+    the database server's clock (Unix time; None for SQLite, which has no server). Raises
+    `StorageUnavailable` if the database does not answer."""
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    engine = create_engine(database_url, timeout_seconds=10)
+    try:
+        async with reading(engine) as connection:
+            current = await connection.run_sync(_current_revision)
+            clock = None
+            if engine.dialect.name == "postgresql":
+                clock = (await connection.execute(select(func.now()))).scalar_one().timestamp()
+    finally:
+        await engine.dispose()
+    return current, head, clock
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()

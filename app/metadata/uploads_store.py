@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import ClaimLost
@@ -27,7 +27,10 @@ _PART_COLUMNS = [getattr(UploadPartRow, f.name) for f in dataclasses.fields(Part
 
 
 def _upload(row: Any) -> UploadRecord:
-    values = dict(row._mapping)
+    return _upload_of(dict(row._mapping))
+
+
+def _upload_of(values: dict[str, Any]) -> UploadRecord:
     raw_ids = values.pop("part_ids")
     return UploadRecord(**values, part_ids=tuple(json.loads(raw_ids)) if raw_ids is not None else None)
 
@@ -76,6 +79,35 @@ class UploadStore:
                 return False
             await connection.execute(insert(UploadPartRow).values(dataclasses.asdict(part)))
         return True
+
+    async def list_pending(
+        self, project: str, now: int, *, after: str | None, limit: int
+    ) -> list[tuple[UploadRecord, int]]:
+        """Up to `limit` of the project's open Uploads in creation order, after the Upload `after`,
+        each with how many Parts it holds (their bytes are its `received_bytes`)."""
+        parts = (
+            select(func.count())
+            .where(UploadPartRow.upload_id == UploadRow.id)
+            .scalar_subquery()
+            .label("part_count")
+        )
+        open_ = UploadRow.status.in_(("pending", "completing")) & (UploadRow.expires_at > now)
+        query = select(*_UPLOAD_COLUMNS, parts).where(UploadRow.project == project, open_)
+        if after is not None:
+            position = select(UploadRow.created_at, UploadRow.id).where(UploadRow.id == after).subquery()
+            query = query.where(
+                tuple_(UploadRow.created_at, UploadRow.id)
+                > tuple_(select(position.c.created_at).scalar_subquery(), after)
+            )
+        query = query.order_by(UploadRow.created_at, UploadRow.id).limit(limit)
+        async with transaction(self._engine) as connection:
+            rows = (await connection.execute(query)).all()
+        pending = []
+        for row in rows:
+            values = dict(row._mapping)
+            part_count = values.pop("part_count")
+            pending.append((_upload_of(values), part_count))
+        return pending
 
     async def parts_in_id_order(self, upload_id: str) -> list[PartRecord]:
         """Every Part of the Upload, ordered by id (ids that start with a padded offset sort by it)."""

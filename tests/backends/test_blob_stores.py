@@ -112,6 +112,18 @@ async def test_list_keys_names_committed_blobs_older_than_the_cutoff(store: Blob
     assert [key async for key in store.list_keys(time.time() - 3600)] == []
 
 
+async def test_sizes_names_only_present_blobs(store: BlobStore) -> None:
+    await put(store, "sizedblob", b"12345")
+    assert await store.sizes(["sizedblob", "absentblob", "../escape"]) == {"sizedblob": 5}
+
+
+async def test_list_blobs_gives_key_size_and_time(store: BlobStore) -> None:
+    await put(store, "infoblob", b"abc")
+    [info] = [info async for info in store.list_blobs()]
+    assert (info.key, info.size) == ("infoblob", 3)
+    assert abs(info.modified - time.time()) < 60
+
+
 async def test_check_writable_leaves_no_blob(store: BlobStore) -> None:
     await store.check_writable()
     assert await keys(store) == []

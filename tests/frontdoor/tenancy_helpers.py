@@ -305,8 +305,9 @@ class Cli:
             assert done.returncode == 0, f"filedock {' '.join(args)}: {done.stdout}{done.stderr}"
         return done
 
-    def create_key(self, project: str, *, admin: bool = False) -> str:
-        out = self.run("keys", "create", "--project", project, *(["--admin"] if admin else [])).stdout
+    def create_key(self, project: str, *, admin: bool = False, create: bool = False) -> str:
+        flags = [*(["--admin"] if admin else []), *(["--create"] if create else [])]
+        out = self.run("keys", "create", "--project", project, *flags).stdout
         lines = out.splitlines()
         assert len(lines) == 1, out
         assert GENERATED_KEY.fullmatch(lines[0]), out

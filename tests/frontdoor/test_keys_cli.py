@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ from tests.frontdoor.tenancy_helpers import (
     upload_anthropic,
     upload_gemini,
 )
-from tests.servers import FILEDOCK_BIN, FileDockServer
+from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment
 
 ENV_KEY = "sk-env-key-1"
 KEY_FIELDS = {"id", "project", "admin", "prefix", "created_at", "revoked_at", "source"}
@@ -250,3 +251,39 @@ def test_a_key_made_in_open_mode_maps_at_once_and_ends_open_mode_at_restart(
     assert openai_ids(server, key) == {created["id"]}
     cli.revoke(key)
     assert httpx.get(f"{server.url}/openai/v1/files", headers=openai_auth(key)).status_code == 401
+
+
+# --- which database, and not a new one by mistake --------------------------------------------
+
+
+@pytest.mark.embedded_only("the refusal is about a data dir without a SQLite file")
+def test_keys_refuse_a_data_dir_without_a_database(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "typo", clean_environment())
+    refused = cli.run("keys", "create", "--project", "p", check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "--create" in refused.stderr and str(tmp_path / "typo" / "filedock.db") in refused.stderr
+    assert not (tmp_path / "typo" / "filedock.db").exists()
+    assert cli.run("projects", "list", check=False).returncode == 1
+    key = cli.create_key("p", create=True)
+    assert [k["project"] for k in cli.list_keys() if key.startswith(k["prefix"])] == ["p"]
+
+
+def test_admin_commands_name_their_database_with_the_password_masked(live: FileDockServer, cli: Cli) -> None:
+    url = live.environment().get("FILEDOCK_DATABASE_URL", "")
+    [line] = [
+        line for line in cli.run("projects", "list").stderr.splitlines() if line.startswith("database: ")
+    ]
+    if url:  # PostgreSQL: user@host/db shown, the password not
+        password = url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+        assert url.rsplit("/", 1)[1] in line and (not password or password not in line)
+    else:
+        assert line.endswith(str(live.data_dir / "filedock.db"))
+
+
+def test_set_quota_takes_units(cli: Cli) -> None:
+    cli.run("projects", "set-quota", "units", "--max-bytes", "10GB")
+    assert cli.projects()["units"]["max_bytes"] == 10_000_000_000
+    cli.run("projects", "set-quota", "units", "--max-bytes", "512MiB")
+    assert cli.projects()["units"]["max_bytes"] == 512 * 1024 * 1024
+    refused = cli.run("projects", "set-quota", "units", "--max-bytes", "lots", check=False)
+    assert refused.returncode == 2 and "512MiB" in refused.stderr

@@ -746,7 +746,7 @@ def test_public_serve_starts_when_the_database_holds_a_key(tmp_path: Path) -> No
     """Auto mode counts `filedock keys create` keys too: such a server is not in open mode."""
     process = ServeProcess(tmp_path / "data", "0.0.0.0", {})
     cli = Cli(process.data_dir, process.environment())
-    key = cli.create_key("keyed")
+    key = cli.create_key("keyed", create=True)  # before the first serve: a new database
     process.launch()
     try:
         assert process.answers(30), process.exit_within(1)

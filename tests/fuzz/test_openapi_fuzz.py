@@ -39,6 +39,7 @@ OPERATIONS = [
     ("DELETE", "/files/{file_id}"),
     ("HEAD", "/files/{file_id}/content"),
     ("GET", "/files/{file_id}/content"),
+    ("GET", "/uploads"),
     ("POST", "/uploads"),
     ("POST", "/uploads/{upload_id}/parts"),
     ("POST", "/uploads/{upload_id}/complete"),

@@ -16,6 +16,10 @@ VARIABLE = re.compile(r"\bFILEDOCK_[A-Z0-9_]*[A-Z0-9]\b")
 ROW = re.compile(r"^\|\s*`(FILEDOCK_[A-Z0-9_]+)`\s*\|[^|]*\|([^|]*)\|", re.MULTILINE)
 
 
+# The `filedock files` client's own variables: documented in the README, read by no server.
+CLIENT_VARIABLES = {"FILEDOCK_URL", "FILEDOCK_API_KEY"}
+
+
 def setting_variables() -> set[str]:
     return {f"FILEDOCK_{name.upper()}" for name in Settings.model_fields}
 
@@ -54,7 +58,11 @@ def test_docs_name_every_setting(doc: str) -> None:
 
 @pytest.mark.parametrize("doc", DOCS)
 def test_docs_name_no_variable_that_settings_lacks(doc: str) -> None:
-    assert sorted(documented_variables(doc) - setting_variables()) == []
+    assert sorted(documented_variables(doc) - setting_variables() - CLIENT_VARIABLES) == []
+
+
+def test_client_variables_are_not_server_settings() -> None:
+    assert CLIENT_VARIABLES & setting_variables() == set()
 
 
 @pytest.mark.parametrize("doc", DOCS)

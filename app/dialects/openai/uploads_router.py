@@ -1,5 +1,6 @@
 """OpenAI Uploads routes: parse the wire request, call `UploadService`, return a wire model."""
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -13,7 +14,15 @@ from app.dialects.openai import purposes
 from app.dialects.openai.files_router import ServiceDep, authorized_service
 from app.dialects.openai.json_body import invalid_type, json_object, optional_str, required
 from app.dialects.openai.part_form import add_part_from_form
-from app.dialects.openai.wire import ErrorBody, UploadObject, UploadPartObject
+from app.dialects.openai.wire import (
+    ErrorBody,
+    PendingUploadList,
+    PendingUploadObject,
+    UploadObject,
+    UploadPartObject,
+)
+
+MAX_PENDING_LIST_LIMIT = 1000
 
 
 async def get_uploads(request: Request, files: ServiceDep) -> UploadService:
@@ -44,6 +53,18 @@ async def create_upload(request: Request, uploads: UploadsDep) -> UploadObject:
     return UploadObject.from_records(await uploads.create(new, max_bytes=limit), None)
 
 
+@router.get("/uploads", response_model=PendingUploadList)
+async def list_pending_uploads(
+    uploads: UploadsDep, after: str | None = None, limit: str | None = None
+) -> PendingUploadList:
+    """FileDock's extension (OpenAI has no such route): the caller's pending Uploads, oldest
+    first, with the bytes their Parts hold so far, so a client can find and cancel abandoned ones."""
+    size = _pending_limit(limit)
+    listed = await uploads.list_pending(after=after or None, limit=size + 1)
+    data = [PendingUploadObject.from_pending(upload, count) for upload, count in listed[:size]]
+    return PendingUploadList(data=data, has_more=len(listed) > size)
+
+
 @router.post("/uploads/{upload_id}/parts", response_model=UploadPartObject)
 async def add_upload_part(upload_id: str, request: Request, uploads: UploadsDep) -> UploadPartObject:
     return UploadPartObject.from_record(await add_part_from_form(request, upload_id, uploads))
@@ -60,6 +81,15 @@ async def complete_upload(upload_id: str, request: Request, uploads: UploadsDep)
 async def cancel_upload(upload_id: str, uploads: UploadsDep) -> UploadObject:
     # The SDK sends Content-Type: application/json with an empty body: never parse it.
     return UploadObject.from_records(await uploads.cancel(upload_id), None)
+
+
+def _pending_limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return MAX_PENDING_LIST_LIMIT
+    value = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0  # ASCII digits only, never huge
+    if not 1 <= value <= MAX_PENDING_LIST_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PENDING_LIST_LIMIT}.", param="limit")
+    return value
 
 
 def _policy(uploads: UploadService) -> Callable[[UploadRecord], FilePolicy]:

@@ -87,6 +87,24 @@ class UploadObject(BaseModel):
         )
 
 
+class PendingUploadObject(UploadObject):
+    """FileDock's extension: an open Upload with what it has received so far."""
+
+    received_bytes: int
+    part_count: int
+
+    @classmethod
+    def from_pending(cls, upload: UploadRecord, part_count: int) -> "PendingUploadObject":
+        shown = UploadObject.from_records(upload, None)
+        return cls(**shown.model_dump(), received_bytes=upload.received_bytes, part_count=part_count)
+
+
+class PendingUploadList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[PendingUploadObject]
+    has_more: bool
+
+
 class UploadPartObject(BaseModel):
     id: str
     object: Literal["upload.part"] = "upload.part"
