@@ -1,22 +1,19 @@
 """OpenAI Uploads routes: parse the wire request, call `UploadService`, return a wire model."""
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from app.core.errors import InvalidRequest, RequestTooLarge
+from app.core.errors import InvalidRequest
 from app.core.policy import FilePolicy, check_mime_type, display_filename
 from app.core.records import UploadRecord
 from app.core.uploads import NewUpload, UploadService
 from app.dialects.openai import purposes
 from app.dialects.openai.files_router import ServiceDep, authorized_service
+from app.dialects.openai.json_params import invalid_type, json_object, optional_str, required
 from app.dialects.openai.part_form import add_part_from_form
 from app.dialects.openai.wire import ErrorBody, UploadObject, UploadPartObject
-from app.http.bodies import loads_json, read_capped
-
-MAX_JSON_BODY_BYTES = 1024 * 1024  # 10,000 part ids fit with room to spare
-T = TypeVar("T")
 
 
 async def get_uploads(request: Request, files: ServiceDep) -> UploadService:
@@ -34,12 +31,12 @@ router = APIRouter(
 
 @router.post("/uploads", response_model=UploadObject)
 async def create_upload(request: Request, uploads: UploadsDep) -> UploadObject:
-    body = await _json_object(request)
+    body = await json_object(request)
     new = NewUpload(
-        filename=_required(body, "filename", str),
-        purpose=purposes.check_purpose(_required(body, "purpose", str)),
-        bytes=_required(body, "bytes", int),
-        mime_type=_mime_type(_required(body, "mime_type", str)),
+        filename=required(body, "filename", str),
+        purpose=purposes.check_purpose(required(body, "purpose", str)),
+        bytes=required(body, "bytes", int),
+        mime_type=_mime_type(required(body, "mime_type", str)),
         file_expires_after=_expires_after(body.get("expires_after")),
     )
     purposes.check_extension(new.purpose, display_filename(new.filename), uploads.settings)
@@ -54,8 +51,8 @@ async def add_upload_part(upload_id: str, request: Request, uploads: UploadsDep)
 
 @router.post("/uploads/{upload_id}/complete", response_model=UploadObject)
 async def complete_upload(upload_id: str, request: Request, uploads: UploadsDep) -> UploadObject:
-    body = await _json_object(request)
-    result = await uploads.complete(upload_id, _part_ids(body), _optional_str(body, "md5"), _policy(uploads))
+    body = await json_object(request)
+    result = await uploads.complete(upload_id, _part_ids(body), optional_str(body, "md5"), _policy(uploads))
     return UploadObject.from_records(result.upload, result.file)
 
 
@@ -77,40 +74,10 @@ def _mime_type(value: str) -> str:
     return value
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    too_large = RequestTooLarge(f"Request body is too large: over {MAX_JSON_BODY_BYTES} bytes.")
-    raw = await read_capped(request.stream(), MAX_JSON_BODY_BYTES, too_large)
-    try:
-        body = loads_json(raw)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise InvalidRequest("We could not parse the JSON body of your request: expected a JSON object.")
-    return body
-
-
-def _required(body: dict[str, Any], name: str, kind: type[T]) -> T:
-    value = body.get(name)
-    if value is None:
-        raise InvalidRequest(
-            f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
-        )
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise _invalid_type(name, "an integer" if kind is int else "a string", value)
-    return value
-
-
-def _optional_str(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise _invalid_type(name, "a string", value)
-    return value
-
-
 def _part_ids(body: dict[str, Any]) -> list[str]:
-    value = _required(body, "part_ids", list)
+    value = required(body, "part_ids", list)
     if not all(isinstance(item, str) for item in value):
-        raise _invalid_type("part_ids", "an array of strings", value)
+        raise invalid_type("part_ids", "an array of strings", value)
     return value
 
 
@@ -118,13 +85,5 @@ def _expires_after(value: object) -> int | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _invalid_type("expires_after", "an object", value)
+        raise invalid_type("expires_after", "an object", value)
     return purposes.check_expires_after(value.get("anchor"), value.get("seconds"))
-
-
-def _invalid_type(name: str, expected: str, value: object) -> InvalidRequest:
-    return InvalidRequest(
-        f"Invalid type for '{name}': expected {expected}, but got {type(value).__name__} instead.",
-        param=name,
-        code="invalid_type",
-    )
