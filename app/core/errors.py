@@ -5,7 +5,8 @@ FileDockError
 ├── Unauthenticated          no or wrong API key
 ├── NotFound                 an id that does not exist (or is hidden, expired, deleted)
 │   ├── FileNotFound
-│   └── UploadNotFound
+│   ├── UploadNotFound
+│   └── BatchNotFound
 ├── InvalidRequest           a client mistake in a parameter or the body
 │   ├── FileTooLarge         the file crossed its size limit while streaming in
 │   ├── QuotaExceeded        the project's storage or file-count quota is used up
@@ -23,6 +24,7 @@ What a store tells the core, never shown to a client as such:
 OverQuota                    recording a file would take its project over a quota
 CursorNotFound               a list cursor names an id never issued to this project
 ClaimLost                    an Upload left `completing` before its File could be recorded
+LeaseLost                    another runner took over a batch this one held
 """
 
 from app.core.records import ProjectUsage
@@ -62,6 +64,12 @@ class UploadNotFound(NotFound):
     def __init__(self, upload_id: str) -> None:
         super().__init__(f"No such Upload object: {upload_id}", param="upload_id")
         self.upload_id = upload_id
+
+
+class BatchNotFound(NotFound):
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"No such Batch object: {batch_id}", param="batch_id")
+        self.batch_id = batch_id
 
 
 class InvalidRequest(FileDockError):
@@ -149,3 +157,7 @@ class CursorNotFound(Exception):
 
 class ClaimLost(Exception):
     """The Upload left `completing` (the sweeper expired it) before the File could be recorded."""
+
+
+class LeaseLost(Exception):
+    """A batch's lease passed to another runner (this one stalled past its expiry)."""
