@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from app.blobs import BlobStore, open_blob_store
 from app.core.files import FileService, project_quota
 from app.core.uploads import UploadService
+from app.metadata.batches_store import BatchStore
 from app.metadata.engine import create_engine
 from app.metadata.keys_store import KeyStore
 from app.metadata.maintenance_store import MaintenanceStore
@@ -23,6 +24,7 @@ class Stores:
     uploads: UploadService
     keys: KeyStore
     maintenance: MaintenanceStore
+    batches: BatchStore
 
     @property
     def metadata(self) -> MetadataStore:
@@ -47,7 +49,8 @@ async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
             quota = project_quota(settings)
             files = FileService(settings, MetadataStore(engine, quota), blobs)
             uploads = UploadService(files, UploadStore(engine, quota))
-            yield Stores(files, uploads, KeyStore(engine), MaintenanceStore(engine))
+            batches = BatchStore(engine, quota)
+            yield Stores(files, uploads, KeyStore(engine), MaintenanceStore(engine), batches)
         finally:
             await blobs.aclose()
     finally:

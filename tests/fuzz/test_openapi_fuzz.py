@@ -43,6 +43,10 @@ OPERATIONS = [
     ("POST", "/uploads/{upload_id}/parts"),
     ("POST", "/uploads/{upload_id}/complete"),
     ("POST", "/uploads/{upload_id}/cancel"),
+    ("POST", "/batches"),
+    ("GET", "/batches"),
+    ("GET", "/batches/{batch_id}"),
+    ("POST", "/batches/{batch_id}/cancel"),
 ]
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES_PER_OPERATION,
