@@ -93,6 +93,8 @@ class BatchRunner:
             batch = await self.store.claim(self.owner, self.files.now(), self.settings.batch_lease_seconds)
             if batch is None:
                 return
+            if batch.id in self._running:  # ours already: a late renewal let it lapse, now renewed
+                continue
             task = asyncio.create_task(self._hold(batch))
             self._running[batch.id] = task
             task.add_done_callback(functools.partial(self._finished, batch.id))
