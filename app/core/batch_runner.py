@@ -244,10 +244,20 @@ class BatchJob:
             await asyncio.wait(tasks, timeout=FLUSH_SECONDS)
 
     async def _record(self, batch: BatchRecord, results: list[LineResult]) -> str:
+        """Record the results gathered so far; the batch's status. A shutdown that comes
+        mid-write waits for the write: else finished lines could be lost and sent again."""
         taken = results[:]
         del results[:]
         lease = self.settings.batch_lease_seconds
-        return await self.store.record_results(batch.id, self.owner, taken, self.files.now(), lease)
+        write = asyncio.ensure_future(
+            self.store.record_results(batch.id, self.owner, taken, self.files.now(), lease)
+        )
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await write
+            raise
 
     async def _feed(
         self, batch: BatchRecord, finished: set[int], queue: asyncio.Queue[BatchRequest | None], workers: int

@@ -125,7 +125,7 @@ def start_batch(client: openai.OpenAI, lines: list[dict[str, Any]], **options: A
 
 
 def wait_for(
-    client: openai.OpenAI, batch_id: str, statuses: tuple[str, ...] = FINAL, seconds: float = 30
+    client: openai.OpenAI, batch_id: str, statuses: tuple[str, ...] = FINAL, seconds: float = 60
 ) -> Batch:
     deadline = time.monotonic() + seconds
     while True:
