@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from app import __version__
+from app.core.batch_runner import BatchRunner
+from app.core.batches import BatchService
 from app.core.errors import FileDockError
 from app.core.maintenance import Maintenance
 from app.core.tenancy import Authenticator
@@ -20,6 +22,8 @@ from app.dialects.anthropic.router import create_anthropic_app
 from app.dialects.gemini import errors as gemini_errors
 from app.dialects.gemini.router import create_gemini_app
 from app.dialects.openai import errors as openai_errors
+from app.dialects.openai import purposes as openai_purposes
+from app.dialects.openai.batches_router import router as openai_batches_router
 from app.dialects.openai.fast_reads import OpenAIFastReads
 from app.dialects.openai.files_router import authorized_service
 from app.dialects.openai.files_router import router as openai_files_router
@@ -32,7 +36,8 @@ from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
 from app.http.operations import operations_router
 from app.metrics import RequestMetrics, UsageCache, observe_round
 from app.settings import Settings
-from app.stores import open_stores
+from app.stores import Stores, open_stores
+from app.upstream import HttpUpstream
 
 log = logging.getLogger("filedock")
 OPENAI_PREFIXES = ("/v1", "/openai/v1")
@@ -49,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(openai_files_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
         app.include_router(openai_uploads_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
         app.include_router(openai_webhooks_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
+        app.include_router(openai_batches_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
     # /anthropic and /gemini; bare-root requests are sniffed by DialectDispatcher.
     for prefix, sub in (("/anthropic", create_anthropic_app()), ("/gemini", create_gemini_app())):
         sub.state = app.state  # the services opened in the lifespan
@@ -87,14 +93,41 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
                 "open mode: any API key (or none) is accepted and acts in project 'default'. "
                 "Configure keys (FILEDOCK_API_KEYS or `filedock keys create`) to require them."
             )
-        try:
-            yield
-        finally:
-            for task in (sweeper, deliverer):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await stores.deliverer.release_leases()
+        async with _batch_runner(app, settings, stores):
+            try:
+                yield
+            finally:
+                for task in (sweeper, deliverer):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await stores.deliverer.release_leases()
+
+
+@contextlib.asynccontextmanager
+async def _batch_runner(app: FastAPI, settings: Settings, stores: Stores) -> AsyncIterator[None]:
+    """The batch service, and with an upstream configured, this process's runner of batches."""
+    if not settings.batch_upstream_url:
+        app.state.batches = BatchService(stores.files, stores.batches)
+        yield
+        return
+    upstream = HttpUpstream(settings)
+    runner = BatchRunner(
+        stores.files,
+        stores.batches,
+        upstream,
+        lambda expires_after: openai_purposes.batch_output_policy(settings, expires_after),
+    )
+    app.state.batches = BatchService(stores.files, stores.batches, on_created=runner.wake)
+    task = asyncio.create_task(runner.run_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runner.aclose()
+        await upstream.aclose()
 
 
 def _in_dialect_of_path(request: Request, error: FileDockError) -> Response:

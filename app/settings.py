@@ -238,6 +238,36 @@ class Settings(
 
     model_config = SettingsConfigDict(env_prefix="FILEDOCK_", extra="ignore")
 
+    # Batch API: requests run against an OpenAI-compatible upstream (docs/batches.md).
+    batch_upstream_url: str = Field(
+        "", description="Base URL (ending in /v1) batches send their requests to. Empty: batches are off."
+    )
+    batch_upstream_api_key: str = Field("", description="Bearer key sent to the batch upstream.")
+    batch_concurrency: int = Field(
+        16, ge=1, le=1024, description="Batch requests in flight to the upstream, per server process."
+    )
+    batch_max_attempts: int = Field(
+        5, ge=1, le=100, description="Tries per batch request on 429, 5xx or a dropped connection."
+    )
+    batch_retry_base_seconds: float = Field(
+        1.0, ge=0, description="First retry delay without Retry-After; doubles on each retry."
+    )
+    batch_retry_max_seconds: float = Field(
+        60.0, ge=0, description="Longest wait before a retry, Retry-After included."
+    )
+    batch_request_timeout_seconds: float = Field(
+        600.0, gt=0, description="Longest wait for one upstream answer before it counts as dropped."
+    )
+    batch_completion_window_seconds: int = Field(
+        86400, ge=1, description="A batch still unfinished this long after creation expires."
+    )
+    batch_lease_seconds: int = Field(
+        60, ge=2, description="A runner's hold on a batch; another process takes it over once lapsed."
+    )
+    batch_poll_interval_seconds: float = Field(
+        1.0, gt=0, description="How often each process looks for batches to run."
+    )
+
     @field_validator("api_keys", "assistants_extensions", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -259,6 +289,11 @@ class Settings(
     @classmethod
     def _normalise_extensions(cls, value: list[str]) -> list[str]:
         return [ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in value]
+
+    @field_validator("batch_upstream_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ from app.core.files import FileService, project_quota
 from app.core.uploads import UploadService
 from app.core.webhooks import WebhookDeliverer, WebhookService
 from app.http.outbound import WebhookSender
+from app.metadata.batches_store import BatchStore
 from app.metadata.engine import create_engine
 from app.metadata.keys_store import KeyStore
 from app.metadata.maintenance_store import MaintenanceStore
@@ -28,6 +29,7 @@ class Stores:
     maintenance: MaintenanceStore
     webhooks: WebhookService  # `await stores.webhooks.emit(project, "batch.completed", {"id": …})`
     deliverer: WebhookDeliverer
+    batches: BatchStore
 
     @property
     def metadata(self) -> MetadataStore:
@@ -65,6 +67,7 @@ async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
                     MaintenanceStore(engine),
                     WebhookService(settings, webhook_store, sender),
                     WebhookDeliverer(settings, webhook_store, sender),
+                    BatchStore(engine, quota),
                 )
             finally:
                 await sender.aclose()

@@ -7,6 +7,7 @@ FileDockError
 │   ├── FileNotFound
 │   ├── UploadNotFound
 │   └── WebhookEndpointNotFound
+│   └── BatchNotFound
 ├── InvalidRequest           a client mistake in a parameter or the body
 │   ├── FileTooLarge         the file crossed its size limit while streaming in
 │   ├── QuotaExceeded        the project's storage or file-count quota is used up
@@ -26,6 +27,7 @@ OverQuota                    recording a file would take its project over a quot
 CursorNotFound               a list cursor names an id never issued to this project
 ClaimLost                    an Upload left `completing` before its File could be recorded
 TargetRefused                a webhook URL names (or resolves to) an address FileDock may not call
+LeaseLost                    another runner took over a batch this one held
 """
 
 from app.core.records import ProjectUsage
@@ -74,6 +76,12 @@ class WebhookEndpointNotFound(NotFound):
     def __init__(self, endpoint_id: str) -> None:
         super().__init__(f"No such webhook endpoint: {endpoint_id}", param="webhook_endpoint_id")
         self.endpoint_id = endpoint_id
+
+
+class BatchNotFound(NotFound):
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"No such Batch object: {batch_id}", param="batch_id")
+        self.batch_id = batch_id
 
 
 class InvalidRequest(FileDockError):
@@ -184,3 +192,7 @@ class TargetRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class LeaseLost(Exception):
+    """A batch's lease passed to another runner (this one stalled past its expiry)."""

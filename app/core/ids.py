@@ -10,6 +10,7 @@ _OPENAI_FILE_ID = re.compile(r"file-[A-Za-z0-9]{1,64}")
 _UPLOAD_ID = re.compile(r"upload_[A-Za-z0-9]{1,64}")
 _PART_ID = re.compile(r"part_[A-Za-z0-9]{1,64}")
 _WEBHOOK_ENDPOINT_ID = re.compile(r"we_[A-Za-z0-9]{1,64}")
+_BATCH_ID = re.compile(r"batch_[A-Za-z0-9]{1,64}")
 
 
 def _random_body() -> str:
@@ -70,3 +71,22 @@ def new_event_id() -> str:
 def new_delivery_id() -> str:
     """The `webhook-id` of one event's delivery to one endpoint, the same on every retry."""
     return "wh_" + _random_body()
+
+
+def new_batch_id() -> str:
+    """`batch_` and 24 random base62 characters."""
+    return "batch_" + _random_body()
+
+
+def is_valid_batch_id(value: str) -> bool:
+    return _BATCH_ID.fullmatch(value) is not None
+
+
+def new_batch_request_id() -> str:
+    """The `id` of one line of a batch's output or error file."""
+    return "batch_req_" + _random_body()
+
+
+def new_request_id() -> str:
+    """A `request_id` for an answer whose upstream sent none."""
+    return "req_" + _random_body()

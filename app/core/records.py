@@ -167,3 +167,79 @@ class DueDelivery:
     created_at: int
     attempts: int
     endpoint: WebhookEndpointRecord
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens the upstream reported, summed over a batch's answers."""
+
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(
+            self.input_tokens + other.input_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.output_tokens + other.output_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.total_tokens + other.total_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class BatchLineError:
+    """Why a batch's input was refused: `line` is 1-based, None for the file as a whole."""
+
+    code: str
+    message: str
+    line: int | None = None
+    param: str | None = None
+
+
+# validating -> in_progress -> finalizing -> completed; failed (bad input), expired (past the
+# completion window), cancelling -> cancelled. The first four of ACTIVE_BATCH are a runner's work.
+ACTIVE_BATCH = ("validating", "in_progress", "finalizing", "cancelling")
+FINAL_BATCH = ("completed", "failed", "expired", "cancelled")
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: str
+    project: str
+    input_file_id: str
+    endpoint: str
+    completion_window: str
+    status: str
+    created_at: int
+    expires_at: int
+    metadata: dict[str, str] | None = None
+    output_expires_after: int | None = None  # seconds, for the output and error files
+    model: str | None = None
+    in_progress_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    errors: tuple[BatchLineError, ...] = ()
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    usage: TokenUsage = TokenUsage()
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """One request's outcome: `text` is its line of the output (`ok`) or the error file."""
+
+    line: int
+    ok: bool
+    text: str
+    usage: TokenUsage = TokenUsage()

@@ -18,8 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 import app
-from app.metadata.engine import create_engine
-from app.metadata.engine import reading
+from app.metadata.engine import create_engine, reading
 
 DISTRIBUTION = "filedock"
 INSTALLED_ENV_PY = ("share", "filedock", "migrations", "env.py")

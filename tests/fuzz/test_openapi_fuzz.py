@@ -53,6 +53,10 @@ OPERATIONS = [
     ("POST", "/webhook_endpoints/{endpoint_id}/test"),
     ("GET", "/webhook_endpoints/{endpoint_id}/deliveries"),
     ("GET", "/webhook_event_types"),
+    ("POST", "/batches"),
+    ("GET", "/batches"),
+    ("GET", "/batches/{batch_id}"),
+    ("POST", "/batches/{batch_id}/cancel"),
 ]
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES_PER_OPERATION,

@@ -77,6 +77,12 @@ def file_policy(purpose: str | None, settings: Settings, filename: str) -> FileP
     )
 
 
+def batch_output_policy(settings: Settings, expires_after: int | None) -> FilePolicy:
+    """The policy of a batch's output and error files: as large as an Upload may be; expiring
+    when the batch's `output_expires_after` says, else never."""
+    return FilePolicy("batch_output", settings.max_upload_bytes, default_expiry_seconds=expires_after)
+
+
 def upload_policy(purpose: str, settings: Settings, filename: str) -> FilePolicy:
     """The policy of a file assembled by the Uploads API: larger files, the purpose's other rules
     (the Batch API's own size limit holds however the file arrives)."""

@@ -1,10 +1,8 @@
 """webhook endpoints and the outbox of their deliveries
 
-Revision ID: 0005w
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
-
-Named "0005w" (not "0005") so that a parallel 0005 (the Batch API's) can be chained after it.
 """
 
 from collections.abc import Sequence
@@ -12,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005w"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
