@@ -486,3 +486,30 @@ def test_stopped_server_resumes_where_it_left_off(
 
 def _zero() -> Any:
     return openai.types.BatchRequestCounts(completed=0, failed=0, total=0)
+
+
+def test_a_finished_batch_is_told_to_webhooks_and_verifies_with_unwrap(
+    batch_dock: Callable[..., Any],
+) -> None:
+    from tests.frontdoor.test_webhooks import Receiver
+
+    receiver = Receiver()
+    try:
+        _, _, client = batch_dock(webhook_allow_private="true", webhook_poll_interval_seconds="0.2")
+        endpoint = client.webhooks.create(
+            url=receiver.url, name="batches", event_types=["batch.completed", "batch.failed"]
+        )
+        done = wait_for(client, start_batch(client, [request_line("hooked-1"), request_line("hooked-2")]).id)
+        failed = wait_for(client, start_batch(client, [{"custom_id": "bad"}]).id)
+        assert (done.status, failed.status) == ("completed", "failed")
+        assert wait_until(lambda: len(receiver.deliveries) >= 2, 20), receiver.deliveries
+        secret = endpoint.signing_secret
+        events = {
+            event.type: event.data.id
+            for event in (
+                client.webhooks.unwrap(d.body, d.headers, secret=secret) for d in receiver.deliveries
+            )
+        }
+        assert events == {"batch.completed": done.id, "batch.failed": failed.id}
+    finally:
+        receiver.close()
