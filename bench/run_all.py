@@ -1,7 +1,7 @@
 """Run every benchmark phase, print the table with ratios and verdicts, and write
 docs/benchmarks.md and docs/benchmarks.png.
 
-    .venv/bin/python -m bench.run_all [--phases download,upload,metadata,memory,s3] [--keep]
+    .venv/bin/python -m bench.run_all [--phases download,upload,metadata,memory,s3,batch] [--keep]
 """
 
 import argparse
@@ -17,13 +17,13 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import common, download, memory, metadata, s3, upload
+from bench import batch, common, download, memory, metadata, s3, upload
 from bench.common import OUT, ROOT, RSS_LIMIT_MIB, MiB, Row, ensure_tools, format_table, make_source_file
 
 COMMAND = ".venv/bin/python -m bench.run_all"
 DOCS = ROOT / "docs"
 SOURCE_BYTES = 256 * MiB
-PHASES = "download,upload,metadata,memory,s3"
+PHASES = "download,upload,metadata,memory,s3,batch"
 
 
 def _phases(source: Path) -> dict[str, Callable[[], list[Row]]]:
@@ -33,6 +33,7 @@ def _phases(source: Path) -> dict[str, Callable[[], list[Row]]]:
         "metadata": metadata.run,
         "memory": lambda: memory.run(source),
         "s3": lambda: s3.run(source),
+        "batch": batch.run,
     }
 
 

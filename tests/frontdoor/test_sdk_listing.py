@@ -46,8 +46,9 @@ def created(listing_server: FileDockServer) -> list[Any]:
             for i in range(FILE_COUNT)
         ]
     seconds = [f.created_at for f in files]
-    # Over 50 in one second: on a busy 2-core machine, PostgreSQL and S3 make ~90 files a second.
-    assert max(seconds.count(s) for s in seconds) > 50, "the order must rest on creation order, not time"
+    # Over 20 in one second, so ordering by time alone would be ambiguous. PostgreSQL and S3 make
+    # ~90 files a second on 2 cores; with make test's groups running side by side, fewer.
+    assert max(seconds.count(s) for s in seconds) > 20, "the order must rest on creation order, not time"
     return files
 
 
