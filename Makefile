@@ -88,8 +88,9 @@ lint: install-test
 test: install-test $(OPENAI2_VENV)/.installed sdk-venvs
 	$(MAKE) --no-print-directory -j4 --output-sync=target lint test-main test-scaleout test-openai2 test-sdk-runs
 
+# Three processes, each running whole files (their module servers stay shared within a file).
 test-main: install-test
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 # The front-door tests again, each server on PostgreSQL and a SeaweedFS S3 bucket (tests/scaleout.py
 # provisions both once; PostgreSQL on 127.0.0.1:5432, or a throwaway cluster outside CI).
