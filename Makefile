@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The openai SDK's front-door tests run a second time under the newest openai 2.x from this venv.
 OPENAI2_VENV := .venv-openai2
 OPENAI_SDK_TESTS := tests/frontdoor/test_openai_sdk.py tests/frontdoor/test_sdk_listing.py \
-	tests/frontdoor/test_uploads_sdk.py tests/frontdoor/test_tenancy_sdk.py
+	tests/frontdoor/test_uploads_sdk.py tests/frontdoor/test_tenancy_sdk.py tests/frontdoor/test_batches.py
 PIP_QUIET := --quiet --disable-pip-version-check
 # Every other SDK era runs its own front-door directory from a small venv holding only that SDK
 # (plus pytest and httpx); the server itself always comes from .venv/bin/filedock.
