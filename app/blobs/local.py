@@ -65,7 +65,7 @@ class LocalBlobWriter:
             await aiofiles.os.makedirs(final_path.parent, exist_ok=True)
             await aiofiles.os.replace(self._temp_path, final_path)
             if self._store.fsync:  # make the rename itself survive a power loss
-                await self._store.run_io(_fsync_directory, final_path.parent)
+                await self._store.run_io(fsync_path, final_path.parent)
         except OSError as exc:
             self.abort()
             raise BlobStoreError(f"could not store blob {key}: {exc}") from exc
@@ -123,7 +123,8 @@ def _write(fd: int, pieces: list[bytes]) -> None:
             view = view[os.write(fd, view) :]
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory, by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -212,19 +213,9 @@ class LocalBlobStore:
 
     async def list_keys(self, modified_before: float) -> AsyncIterator[str]:
         """Keys of committed blobs last written before `modified_before` (a Unix time)."""
-        for key in await asyncio.to_thread(self._list_keys, modified_before):
-            yield key
-
-    def _list_keys(self, modified_before: float) -> list[str]:
-        keys = []
-        for shard in os.scandir(self.root):
-            if not shard.is_dir() or shard.path == str(self.temp_dir):
-                continue
-            for entry in os.scandir(shard.path):
-                with contextlib.suppress(FileNotFoundError):
-                    if _KEY.fullmatch(entry.name) and entry.stat().st_mtime < modified_before:
-                        keys.append(entry.name)
-        return keys
+        async for blob in self.list_blobs():
+            if blob.modified < modified_before:
+                yield blob.key
 
     async def sizes(self, keys: Sequence[str]) -> dict[str, int]:
         return await asyncio.to_thread(self._sizes, keys)

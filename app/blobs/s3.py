@@ -252,16 +252,9 @@ class S3BlobStore:
 
     async def list_keys(self, modified_before: float) -> AsyncIterator[str]:
         """Keys of committed blobs last written before `modified_before` (a Unix time)."""
-        stream = obstore.list(self._store, chunk_size=LIST_PAGE)
-        while True:
-            with _translated("(listing)"):
-                try:
-                    page = await asyncio.wait_for(stream.__anext__(), self.timeout_seconds)
-                except StopAsyncIteration:
-                    return
-            for meta in page:
-                if _KEY.fullmatch(meta["path"]) and meta["last_modified"].timestamp() < modified_before:
-                    yield meta["path"]
+        async for blob in self.list_blobs():
+            if blob.modified < modified_before:
+                yield blob.key
 
     async def sizes(self, keys: Sequence[str]) -> dict[str, int]:
         """One HEAD per key, `HEADS_IN_FLIGHT` at a time."""

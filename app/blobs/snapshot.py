@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.blobs.base import BlobStoreError
-from app.blobs.local import blob_path
+from app.blobs.local import blob_path, fsync_path
 
 _CANNOT_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
@@ -54,7 +54,7 @@ class BlobTreeCopier:
                         raise
                     self.link = False  # another filesystem: copy from now on
             shutil.copyfile(source, target)
-            _fsync(target)
+            fsync_path(target)
             self.copied += 1
             return True
         except FileNotFoundError:
@@ -63,11 +63,3 @@ class BlobTreeCopier:
             return False
         except OSError as exc:
             raise BlobStoreError(f"could not put blob {key} into {target.parent}: {exc}") from exc
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -17,6 +17,7 @@ from app.core.errors import (
     BlobMissing,
     FileDockError,
     InvalidRequest,
+    RangeNotSatisfiable,
     RouteNotFound,
     StorageUnavailable,
     UploadBusy,
@@ -53,6 +54,17 @@ class BaseUrls:
         )
         where = f"under {suggested}" if suggested else "at the root"
         return f"FileDock serves {self.api} {where}{self.appends}; set base_url to {origin}{suggested}."
+
+
+def transport_headers(exc: FileDockError) -> dict[str, str]:
+    """Headers an error answer needs whatever the dialect: the size of the file a Range missed,
+    and closing a connection whose body was not read (it cannot carry another request)."""
+    headers = {}
+    if isinstance(exc, RangeNotSatisfiable):
+        headers["content-range"] = f"bytes */{exc.size}"
+    if exc.body_unread:
+        headers["connection"] = "close"
+    return headers
 
 
 @dataclass(frozen=True)

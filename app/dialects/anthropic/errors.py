@@ -9,7 +9,7 @@ import math
 from fastapi.responses import JSONResponse
 
 from app.core import errors
-from app.http.errors import BaseUrls, Renderer
+from app.http.errors import BaseUrls, Renderer, transport_headers
 from app.http.middleware import request_id
 
 # Most specific class first: the first `isinstance` match wins.
@@ -59,10 +59,7 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
     elif not isinstance(exc, errors.RequestTimeout):  # a stalled body is transient: let it be retried
         headers["x-should-retry"] = "false"  # a permanent failure: the SDK must not retry it
-    if isinstance(exc, errors.RangeNotSatisfiable):
-        headers["content-range"] = f"bytes */{exc.size}"
-    if exc.body_unread:
-        headers["connection"] = "close"  # the body was not read; the connection cannot be reused
+    headers.update(transport_headers(exc))  # Content-Range, Connection: close
     return _body(status, error, request_id, headers)
 
 

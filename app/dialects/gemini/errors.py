@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from app.core import errors
-from app.http.errors import BaseUrls, Renderer
+from app.http.errors import BaseUrls, Renderer, transport_headers
 
 # Most specific class first: the first `isinstance` match wins.
 STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
@@ -60,10 +60,7 @@ def error_response(exc: errors.FileDockError, *, upload: bool) -> JSONResponse:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
     elif status >= 500:
         headers["x-should-retry"] = "false"  # permanent (a missing blob): a retry fails the same way
-    if isinstance(exc, errors.RangeNotSatisfiable):
-        headers["content-range"] = f"bytes */{exc.size}"
-    if exc.body_unread:
-        headers["connection"] = "close"  # the body was not read; the connection cannot be reused
+    headers.update(transport_headers(exc))  # Content-Range, Connection: close
     return _body(status, message_of(exc), code, headers)
 
 

@@ -1,6 +1,5 @@
 """OpenAI Batch routes: parse the wire request, call `BatchService`, return the Batch object."""
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -10,7 +9,7 @@ from app.core.errors import InvalidRequest
 from app.dialects.openai import purposes
 from app.dialects.openai.batches_wire import BatchList, BatchObject
 from app.dialects.openai.files_router import ServiceDep, authorized_service
-from app.dialects.openai.json_body import invalid_type, json_object, required
+from app.dialects.openai.json_body import invalid_type, json_object, query_limit, required
 from app.dialects.openai.wire import ErrorBody
 
 # The SDK's `endpoint` values, less "/v1/videos", which the real service no longer accepts.
@@ -58,7 +57,9 @@ async def create_batch(request: Request, batches: BatchesDep) -> BatchObject:
 
 @router.get("/batches", response_model=BatchList)
 async def list_batches(batches: BatchesDep, after: str | None = None, limit: str | None = None) -> BatchList:
-    records, has_more = await batches.list(after=after or None, limit=_limit(limit))
+    records, has_more = await batches.list(
+        after=after or None, limit=query_limit(limit, default=DEFAULT_LIST_LIMIT, most=MAX_LIST_LIMIT)
+    )
     data = [BatchObject.from_record(r) for r in records]
     first_id, last_id = (data[0].id, data[-1].id) if data else (None, None)
     return BatchList(data=data, first_id=first_id, last_id=last_id, has_more=has_more)
@@ -117,12 +118,3 @@ def _expires_after(value: object) -> int | None:
         raise InvalidRequest(
             exc.message.replace("'expires_after", "'output_expires_after"), param=param, code=exc.code
         ) from None
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIST_LIMIT
-    value = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0
-    if not 1 <= value <= MAX_LIST_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}.", param="limit")
-    return value

@@ -8,7 +8,7 @@ import math
 from fastapi.responses import JSONResponse
 
 from app.core import errors
-from app.http.errors import BaseUrls, Renderer
+from app.http.errors import BaseUrls, Renderer, transport_headers
 from app.http.middleware import request_id
 
 # Most specific class first: the first `isinstance` match wins.
@@ -50,14 +50,11 @@ def error_response(exc: errors.FileDockError, request_id: str | None) -> JSONRes
     if exc.retry_after_seconds is not None:
         headers["retry-after"] = str(math.ceil(exc.retry_after_seconds))
         headers["retry-after-ms"] = str(math.ceil(exc.retry_after_seconds * 1000))
-    if isinstance(exc, errors.RangeNotSatisfiable):
-        headers["content-range"] = f"bytes */{exc.size}"
     if status >= 500 and exc.retry_after_seconds is None:
         # A permanent server-side failure (a missing blob): the SDK retries every 5xx unless
         # told not to, and a retry would fail the same way.
         headers["x-should-retry"] = "false"
-    if exc.body_unread:
-        headers["connection"] = "close"  # the body was not read; the connection cannot be reused
+    headers.update(transport_headers(exc))  # Content-Range, Connection: close
     return JSONResponse(body, status_code=status, headers=headers)
 
 

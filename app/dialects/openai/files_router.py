@@ -1,6 +1,5 @@
 """OpenAI Files routes: parse the wire request, call the service, return a wire model or a stream."""
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -10,6 +9,7 @@ from app.core.errors import InvalidRequest
 from app.core.files import FileService
 from app.core.records import FileRecord, Order
 from app.core.tenancy import masked
+from app.dialects.openai.json_body import query_limit
 from app.dialects.openai.purposes import UNDOWNLOADABLE_PURPOSES
 from app.dialects.openai.upload_form import create_file_from_form
 from app.dialects.openai.wire import ErrorBody, FileDeleted, FileList, FileObject, file_json, json_response
@@ -97,12 +97,7 @@ def vendor_allows_download(record: FileRecord) -> bool:
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return MAX_LIST_LIMIT
-    value = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0  # ASCII digits only, never huge
-    if not 1 <= value <= MAX_LIST_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}.")
-    return value
+    return query_limit(raw, default=MAX_LIST_LIMIT, most=MAX_LIST_LIMIT, param=None)
 
 
 def parse_order(raw: str | None) -> Order:

@@ -1,5 +1,7 @@
-"""JSON request bodies of the OpenAI routes: one object, its fields checked in OpenAI's words."""
+"""Parameters of the OpenAI routes, checked in OpenAI's words: JSON bodies and their fields, and
+the `limit` of list pages."""
 
+import re
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -48,3 +50,20 @@ def invalid_type(name: str, expected: str, value: object) -> InvalidRequest:
         param=name,
         code="invalid_type",
     )
+
+
+def string_list(name: str, value: list[Any]) -> list[str]:
+    """`value` if every item is a string."""
+    if not all(isinstance(item, str) for item in value):
+        raise invalid_type(name, "an array of strings", value)
+    return value
+
+
+def query_limit(raw: str | None, *, default: int, most: int, param: str | None = "limit") -> int:
+    """A list page's `limit` query value; absent or empty is `default`."""
+    if raw is None or raw == "":
+        return default
+    value = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0  # ASCII digits only, never huge
+    if not 1 <= value <= most:
+        raise InvalidRequest(f"limit must be between 1 and {most}.", param=param)
+    return value

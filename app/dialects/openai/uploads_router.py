@@ -1,6 +1,5 @@
 """OpenAI Uploads routes: parse the wire request, call `UploadService`, return a wire model."""
 
-import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -12,7 +11,14 @@ from app.core.records import UploadRecord
 from app.core.uploads import NewUpload, UploadService
 from app.dialects.openai import purposes
 from app.dialects.openai.files_router import ServiceDep, authorized_service
-from app.dialects.openai.json_body import invalid_type, json_object, optional_str, required
+from app.dialects.openai.json_body import (
+    invalid_type,
+    json_object,
+    optional_str,
+    query_limit,
+    required,
+    string_list,
+)
 from app.dialects.openai.part_form import add_part_from_form
 from app.dialects.openai.wire import (
     ErrorBody,
@@ -59,7 +65,7 @@ async def list_pending_uploads(
 ) -> PendingUploadList:
     """FileDock's extension (OpenAI has no such route): the caller's pending Uploads, oldest
     first, with the bytes their Parts hold so far, so a client can find and cancel abandoned ones."""
-    size = _pending_limit(limit)
+    size = query_limit(limit, default=MAX_PENDING_LIST_LIMIT, most=MAX_PENDING_LIST_LIMIT)
     listed = await uploads.list_pending(after=after or None, limit=size + 1)
     data = [PendingUploadObject.from_pending(upload, count) for upload, count in listed[:size]]
     return PendingUploadList(data=data, has_more=len(listed) > size)
@@ -83,15 +89,6 @@ async def cancel_upload(upload_id: str, uploads: UploadsDep) -> UploadObject:
     return UploadObject.from_records(await uploads.cancel(upload_id), None)
 
 
-def _pending_limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return MAX_PENDING_LIST_LIMIT
-    value = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0  # ASCII digits only, never huge
-    if not 1 <= value <= MAX_PENDING_LIST_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_PENDING_LIST_LIMIT}.", param="limit")
-    return value
-
-
 def _policy(uploads: UploadService) -> Callable[[UploadRecord], FilePolicy]:
     return lambda upload: purposes.upload_policy(upload.purpose, uploads.settings, upload.filename)
 
@@ -105,10 +102,7 @@ def _mime_type(value: str) -> str:
 
 
 def _part_ids(body: dict[str, Any]) -> list[str]:
-    value = required(body, "part_ids", list)
-    if not all(isinstance(item, str) for item in value):
-        raise invalid_type("part_ids", "an array of strings", value)
-    return value
+    return string_list("part_ids", required(body, "part_ids", list))
 
 
 def _expires_after(value: object) -> int | None:

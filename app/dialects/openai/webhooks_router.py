@@ -5,16 +5,21 @@ create, retrieve, update, list, delete, rotate_secret and test as the SDK calls 
 each delivery's attempts and their outcome, newest first.
 """
 
-import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from app.core.errors import InvalidRequest
 from app.core.webhooks import EVENT_TYPES, EndpointChanges, WebhookService
 from app.dialects.openai.files_router import ServiceDep, authorized_service
-from app.dialects.openai.json_body import invalid_type, json_object, optional_str, required
+from app.dialects.openai.json_body import (
+    invalid_type,
+    json_object,
+    optional_str,
+    query_limit,
+    required,
+    string_list,
+)
 from app.dialects.openai.wire import (
     ErrorBody,
     WebhookDeliveryList,
@@ -51,7 +56,7 @@ async def create_webhook_endpoint(request: Request, webhooks: WebhooksDep) -> Re
     record = await webhooks.create(
         name=required(body, "name", str),
         url=required(body, "url", str),
-        event_types=_event_types(required(body, "event_types", list)),
+        event_types=string_list("event_types", required(body, "event_types", list)),
     )
     return json_response(webhook_endpoint_json(record, with_secret=True))
 
@@ -60,7 +65,9 @@ async def create_webhook_endpoint(request: Request, webhooks: WebhooksDep) -> Re
 async def list_webhook_endpoints(
     webhooks: WebhooksDep, after: str | None = None, limit: str | None = None
 ) -> Response:
-    records, has_more = await webhooks.list_endpoints(after=after or None, limit=_limit(limit))
+    records, has_more = await webhooks.list_endpoints(
+        after=after or None, limit=query_limit(limit, default=DEFAULT_LIST_LIMIT, most=MAX_LIST_LIMIT)
+    )
     first_id, last_id = (records[0].id, records[-1].id) if records else (None, None)
     data = [webhook_endpoint_json(r) for r in records]
     page = {"object": "list", "data": data, "first_id": first_id, "last_id": last_id, "has_more": has_more}
@@ -81,7 +88,7 @@ async def update_webhook_endpoint(endpoint_id: str, request: Request, webhooks: 
     changes = EndpointChanges(
         name=optional_str(body, "name"),
         url=optional_str(body, "url"),
-        event_types=_event_types(event_types) if event_types is not None else None,
+        event_types=string_list("event_types", event_types) if event_types is not None else None,
     )
     return json_response(webhook_endpoint_json(await webhooks.update(endpoint_id, changes)))
 
@@ -120,25 +127,12 @@ async def test_webhook_endpoint(endpoint_id: str, request: Request, webhooks: We
 async def list_webhook_deliveries(
     endpoint_id: str, webhooks: WebhooksDep, limit: str | None = None
 ) -> Response:
-    deliveries = await webhooks.deliveries(endpoint_id, limit=_limit(limit))
+    deliveries = await webhooks.deliveries(
+        endpoint_id, limit=query_limit(limit, default=DEFAULT_LIST_LIMIT, most=MAX_LIST_LIMIT)
+    )
     return json_response({"object": "list", "data": [delivery_json(d) for d in deliveries]})
 
 
 @router.get("/webhook_event_types", response_model=WebhookEventTypeList)
 async def list_webhook_event_types() -> Response:
     return json_response({"object": "list", "data": list(EVENT_TYPES)})
-
-
-def _event_types(value: list[Any]) -> list[str]:
-    if not all(isinstance(item, str) for item in value):
-        raise invalid_type("event_types", "an array of strings", value)
-    return value
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIST_LIMIT
-    value = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0  # ASCII digits only, never huge
-    if not 1 <= value <= MAX_LIST_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}.", param="limit")
-    return value
