@@ -5,6 +5,7 @@ reference (nginx, dd) the same way, with the load generated from separate proces
 """
 
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import secrets
@@ -307,7 +308,11 @@ def run_parallel(commands: list[list[str]]) -> tuple[float, list[str]]:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the results table; `reference` is the same measurement on nginx or dd."""
+    """One line of the results table; `reference` is the same measurement on nginx or dd.
+
+    A row combined from several runs of its phase (`combine_runs`) keeps each run's value and
+    reference in `samples` and `reference_samples`; its ratio is then the median of the per-run
+    ratios, each FileDock figure over the reference measured beside it."""
 
     measurement: str
     value: float
@@ -316,9 +321,18 @@ class Row:
     min_ratio: float | None = None
     max_value: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    samples: tuple[float, ...] = ()
+    reference_samples: tuple[float, ...] = ()
+
+    @property
+    def ratios(self) -> list[float]:
+        pairs = zip(self.samples, self.reference_samples, strict=False)
+        return [value / reference for value, reference in pairs if reference]
 
     @property
     def ratio(self) -> float | None:
+        if self.ratios:
+            return statistics.median(self.ratios)
         return self.value / self.reference if self.reference else None
 
     @property
@@ -349,17 +363,47 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
+def _spread(values: list[float] | tuple[float, ...], fmt: Callable[[float], str]) -> str:
+    """ " (min-max)" over several runs, with an en dash; nothing for a single run."""
+    return f" ({fmt(min(values))}–{fmt(max(values))})" if len(values) > 1 else ""
+
+
 def format_table(rows: list[Row]) -> str:
+    """The results: each figure is the median over the runs, with (min-max) when there were several."""
     lines = [
         "| Measurement | FileDock | Reference | Ratio | Target | Result |",
         "|---|---:|---:|---:|---|---|",
     ]
     for row in rows:
         verdict = {True: "pass", False: "**FAIL**", None: ""}[row.passed]
-        ratio = f"{row.ratio:.2f}×" if row.ratio is not None else ""
-        reference = f"{_fmt(row.reference)} {row.unit}" if row.reference is not None else ""
-        lines.append(
-            f"| {row.measurement} | {_fmt(row.value)} {row.unit} | {reference} | {ratio} "
-            f"| {row.target} | {verdict} |"
-        )
+        ratio = ""
+        if row.ratio is not None:
+            ratio = f"{row.ratio:.2f}×{_spread(row.ratios, lambda r: f'{r:.2f}')}"
+        reference = ""
+        if row.reference is not None:
+            reference = f"{_fmt(row.reference)} {row.unit}{_spread(row.reference_samples, _fmt)}"
+        value = f"{_fmt(row.value)} {row.unit}{_spread(row.samples, _fmt)}"
+        lines.append(f"| {row.measurement} | {value} | {reference} | {ratio} | {row.target} | {verdict} |")
     return "\n".join(lines)
+
+
+def combine_runs(runs: list[list[Row]]) -> list[Row]:
+    """One row per measurement from several runs of a phase (which yield the same rows in the
+    same order): the median for speeds and latencies, the largest for a peak RSS (a peak is only
+    as good as its worst run)."""
+    combined = []
+    for same in zip(*runs, strict=True):
+        first, values = same[0], [row.value for row in same]
+        references = [row.reference for row in same if row.reference is not None]
+        peak = first.measurement.startswith("peak RSS")
+        worst = max(same, key=lambda row: row.value)
+        combined.append(
+            dataclasses.replace(
+                worst if peak else first,
+                value=max(values) if peak else statistics.median(values),
+                reference=statistics.median(references) if references else None,
+                samples=tuple(values),
+                reference_samples=tuple(references) if len(references) == len(same) else (),
+            )
+        )
+    return combined

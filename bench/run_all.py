@@ -1,7 +1,10 @@
 """Run every benchmark phase, print the table with ratios and verdicts, and write
 docs/benchmarks.md and docs/benchmarks.png.
 
-    .venv/bin/python -m bench.run_all [--phases download,upload,metadata,memory,s3,batch] [--keep]
+    .venv/bin/python -m bench.run_all [--phases download,upload,metadata,memory,s3,batch] [--runs N] [--keep]
+
+Each phase runs `--runs` times in a row (3 by default), each time measuring FileDock and its
+reference side by side; the table gives the median with (min-max) over those runs.
 """
 
 import argparse
@@ -16,14 +19,26 @@ import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import batch, common, download, memory, metadata, s3, upload
-from bench.common import OUT, ROOT, RSS_LIMIT_MIB, MiB, Row, ensure_tools, format_table, make_source_file
+from bench.common import (
+    OUT,
+    ROOT,
+    RSS_LIMIT_MIB,
+    MiB,
+    Row,
+    combine_runs,
+    ensure_tools,
+    format_table,
+    make_source_file,
+)
 
 COMMAND = ".venv/bin/python -m bench.run_all"
 DOCS = ROOT / "docs"
 SOURCE_BYTES = 256 * MiB
 PHASES = "download,upload,metadata,memory,s3,batch"
+RUNS = 3
 
 
 def _phases(source: Path) -> dict[str, Callable[[], list[Row]]]:
@@ -61,8 +76,14 @@ def previous_rows() -> dict[str, list[Row]]:
     for line in text.splitlines():
         if line.startswith(ROWS_MARK):
             data = json.loads(line.removeprefix(ROWS_MARK).removesuffix(" -->"))
-            return {phase: [Row(**row) for row in rows] for phase, rows in data.items()}
+            return {phase: [_row(row) for row in rows] for phase, rows in data.items()}
     return _rows_from_table(text)
+
+
+def _row(stored: dict[str, Any]) -> Row:
+    """A row as stored in the report's JSON (lists where the row has tuples)."""
+    samples, references = tuple(stored.pop("samples", ())), tuple(stored.pop("reference_samples", ()))
+    return Row(**stored, samples=samples, reference_samples=references)
 
 
 def _rows_from_table(text: str) -> dict[str, list[Row]]:
@@ -158,20 +179,29 @@ def write_chart(rows: list[Row], path: Path) -> None:
 
 
 def write_report(
-    rows: list[Row], table: str, by_phase: dict[str, list[Row]], measured: dict[str, str], ran: list[str]
+    rows: list[Row],
+    table: str,
+    by_phase: dict[str, list[Row]],
+    measured: dict[str, str],
+    ran: list[str],
+    runs: int,
 ) -> None:
     """`measured`: when each phase's rows were measured; those of phases not in `ran` are carried over."""
     failed = [r.measurement for r in rows if r.passed is False]
     verdict = "All targets met." if not failed else f"{len(failed)} target(s) missed: {', '.join(failed)}."
     when = measured[ran[0]]
     command = COMMAND if ",".join(ran) == PHASES else f"{COMMAND} --phases {','.join(ran)}"
+    if runs != RUNS:
+        command += f" --runs {runs}"
     carried = [f"{name} ({measured.get(name, '?')})" for name in by_phase if name not in ran]
     text = "\n".join(
         [
             "# Benchmarks",
             "",
-            f"Measured {when} with `{command}` (see `bench/`). MB/s are 10^6 bytes per second;",
-            "ratios are FileDock ÷ reference, measured side by side in the same run. Downloads are",
+            f"Measured {when} with `{command}` (see `bench/`). Each phase ran {runs} times; a",
+            "figure is the median over those runs, with (min–max), and a peak RSS the largest. MB/s",
+            "are 10^6 bytes per second; a ratio is the median of the per-run ratios of FileDock to",
+            "the reference measured side by side with it in the same run. Downloads are",
             "`curl` processes writing to /dev/null; uploads are separate client processes;",
             "metadata load is `wrk` with 16 connections; RSS is the server process tree's peak",
             "(sampled VmRSS and VmHWM reset at the start of each phase). Metadata runs on SQLite",
@@ -215,6 +245,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--phases", default=PHASES)
     parser.add_argument("--workers", type=int, default=common.WORKERS, help="FileDock and nginx workers")
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs of each phase (median, min, max)")
     parser.add_argument("--keep", action="store_true", help="keep the large files under bench/out")
     args = parser.parse_args()
     common.WORKERS = args.workers
@@ -225,8 +256,12 @@ def main() -> None:
     ran = args.phases.split(",")
     try:
         for name in ran:
-            print(f"== {name}", flush=True)
-            by_phase[name] = phases[name]()
+            runs = []
+            for run in range(1, args.runs + 1):
+                print(f"== {name}, run {run} of {args.runs}", flush=True)
+                runs.append(phases[name]())
+                print(format_table(runs[-1]), flush=True)
+            by_phase[name] = combine_runs(runs)
     finally:
         if not args.keep:
             source.unlink(missing_ok=True)
@@ -240,7 +275,7 @@ def main() -> None:
     write_chart(rows, DOCS / "benchmarks.png")
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     measured.update(dict.fromkeys(ran, now))
-    write_report(rows, table, by_phase, measured, ran)
+    write_report(rows, table, by_phase, measured, ran, args.runs)
     print(f"wrote {DOCS / 'benchmarks.md'} and {DOCS / 'benchmarks.png'}")
 
 
