@@ -93,9 +93,11 @@ test-main: install-test
 	$(BIN)/pytest -n 3 --dist loadfile
 
 # The front-door tests again, each server on PostgreSQL and a SeaweedFS S3 bucket (tests/scaleout.py
-# provisions both once; PostgreSQL on 127.0.0.1:5432, or a throwaway cluster outside CI).
+# provisions both once per test process; PostgreSQL on 127.0.0.1:5432, or a throwaway cluster
+# outside CI). Two processes, each running whole files, like the main run.
 test-scaleout: install-test
-	FILEDOCK_TEST_BACKEND=scaleout $(BIN)/pytest -q tests/frontdoor $(addprefix --ignore=,$(SDK_DIRS) $(MAIN_RUN_ONLY))
+	FILEDOCK_TEST_BACKEND=scaleout $(BIN)/pytest -q -n 2 --dist loadfile tests/frontdoor \
+		$(addprefix --ignore=,$(SDK_DIRS) $(MAIN_RUN_ONLY))
 
 # Only the files that drive the openai SDK: the raw-HTTP ones would test nothing new.
 test-openai2: install-test $(OPENAI2_VENV)/.installed
