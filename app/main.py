@@ -31,6 +31,7 @@ from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.openai.webhooks_router import router as openai_webhooks_router
 from app.dialects.sniff import DialectDispatcher
 from app.http.access_log import AccessLog
+from app.http.docs import install_docs
 from app.http.errors import BaseUrls, Renderer, install_error_handlers
 from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
 from app.http.operations import operations_router
@@ -49,6 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="The OpenAI Files API, self-hosted.",
         lifespan=lambda app: _lifespan(app, settings),
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: app.http.docs serves it instead
+        redoc_url=None,
     )
     for prefix in OPENAI_PREFIXES:
         app.include_router(openai_files_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
@@ -60,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         sub.state = app.state  # the services opened in the lifespan
         app.mount(prefix, sub)
     app.include_router(operations_router(authorized_service))  # /healthz, /readyz, /metrics
+    install_docs(app)  # /docs
     install_error_handlers(
         app,
         Renderer(
