@@ -35,6 +35,7 @@ from app.http.docs import install_docs
 from app.http.errors import BaseUrls, Renderer, install_error_handlers
 from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
 from app.http.operations import operations_router
+from app.http.shutdown import EndAtShutdown
 from app.metrics import RequestMetrics, UsageCache, observe_round
 from app.settings import Settings
 from app.stores import Stores, open_stores
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(OpenAIFastReads)  # after the dispatcher: it sees only OpenAI requests
     app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
     app.add_middleware(DialectDispatcher)
+    app.add_middleware(EndAtShutdown, render=_in_dialect_of_path)  # inside AccessLog: its line says 503
     app.add_middleware(AccessLog, observers=[RequestMetrics()])
     app.add_middleware(RequestIdMiddleware)
     return app
