@@ -14,12 +14,14 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.errors import FileDockError, ShuttingDown
 from app.http.access_log import note_error
 
 ENDED_AT_SHUTDOWN = "filedock.ended_at_shutdown"  # the scope key the server sets before cancelling
+BEFORE_ANSWER = "before the answer"  # its values: whether the answer had started
+DURING_ANSWER = "during the answer"
 
 
 class EndAtShutdown:
@@ -30,24 +32,15 @@ class EndAtShutdown:
         self.render = render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def noting_start(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, receive, noting_start)
+            await self.app(scope, receive, send)
         except asyncio.CancelledError:
+            ended = scope.get(ENDED_AT_SHUTDOWN)
             task = asyncio.current_task()
-            if not scope.get(ENDED_AT_SHUTDOWN) or task is None:
+            if ended is None or task is None:
                 raise  # any other cancellation is not ours to answer
             task.uncancel()  # answered here: the task goes on to send it
             error = ShuttingDown()
             note_error(scope, error)
-            if not started:
+            if ended == BEFORE_ANSWER:
                 await self.render(Request(scope), error)(scope, receive, send)

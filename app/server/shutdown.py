@@ -4,25 +4,26 @@ On SIGTERM uvicorn stops accepting, closes idle connections and calls `shutdown(
 connection; it then waits for the requests in flight and, past its `timeout_graceful_shutdown`,
 cancels their tasks, which logs a traceback per request and drops its connection. This mixin
 acts first: the first `shutdown()` of the process logs how many requests have how long, and arms
-one timer for the grace (`configure`). When it fires, each request still running is marked
-(`ENDED_AT_SHUTDOWN` in its scope) and its task cancelled: the app
+one timer for the grace (`configure`). When it fires, each request still running is marked in
+its scope (`ENDED_AT_SHUTDOWN`: before or during its answer) and its task cancelled: the app
 (`app.http.shutdown.EndAtShutdown`) unwinds it, discarding what it staged, and answers 503 in
-its dialect's JSON, or, when its answer had started, the connection is closed here. uvicorn's
-own cancellation stays as the backstop, `UNWIND_SECONDS` later (`app.server.run`).
+its dialect's JSON; when the answer had started, the connection is closed here instead. uvicorn's
+own cancellation stays as the backstop, a few seconds later (`app.server.run`).
+
+Nothing here runs per request: the requests are found at the end of the grace, from uvicorn's
+set of request tasks, each running its cycle's `run_asgi`.
 
 Compose it like `class Protocol(GracefulEndMixin, ..., HttpToolsProtocol)`.
 """
 
 import asyncio
-import functools
+import inspect
 import logging
-from typing import Any
 
-from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.server import ServerState
 
-from app.http.shutdown import ENDED_AT_SHUTDOWN
+from app.http.shutdown import BEFORE_ANSWER, DURING_ANSWER, ENDED_AT_SHUTDOWN
 
 log = logging.getLogger("filedock.server")
 _grace_seconds = 30.0
@@ -36,69 +37,42 @@ def configure(grace_seconds: float) -> None:
 
 
 class GracefulEndMixin:
-    """Keeps each running request's task, and ends the request when the grace runs out."""
+    """Starts the grace at the first connection's `shutdown()` of the process."""
 
     server_state: ServerState
-    transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._running: dict[RequestResponseCycle, asyncio.Task[None]] = {}
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        super()._start_asgi_task(cycle, functools.partial(self._run_endable, cycle, app))  # type: ignore[misc]
-
-    async def _run_endable(
-        self,
-        cycle: RequestResponseCycle,
-        app: ASGI3Application,
-        scope: Scope,
-        receive: ASGIReceiveCallable,
-        send: ASGISendCallable,
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._running[cycle] = task
-        try:
-            await app(scope, receive, send)
-        except asyncio.CancelledError:
-            if not scope.get(ENDED_AT_SHUTDOWN):
-                raise
-            # Only when the app did not answer itself (it is not FileDock's): no traceback, and
-            # the client sees the connection end.
-            task.uncancel()
-            self.transport.close()
-        finally:
-            del self._running[cycle]
 
     def shutdown(self) -> None:
         super().shutdown()  # type: ignore[misc]
         global _grace_timer
         if _grace_timer is None:
-            connections = self.server_state.connections
-            in_flight = sum(1 for c in connections if isinstance(c, GracefulEndMixin) and c._running)
+            tasks = self.server_state.tasks
             log.info(
-                "shutting down: %d request(s) in flight have up to %s s to finish", in_flight, _grace_seconds
+                "shutting down: %d request(s) in flight have up to %s s to finish", len(tasks), _grace_seconds
             )
-            _grace_timer = self.loop.call_later(_grace_seconds, _end_in_flight, connections)
-
-    def end_in_flight(self) -> int:
-        """End this connection's running requests; how many there were."""
-        running = [(cycle, task) for cycle, task in self._running.items() if not task.done()]
-        for cycle, task in running:
-            cycle.scope[ENDED_AT_SHUTDOWN] = True  # type: ignore[literal-required]
-            if cycle.response_started:
-                # Too late for a 503: the client sees the answer cut short.
-                cycle.disconnected = True
-                self.transport.close()
-            task.cancel()
-        return len(running)
+            _grace_timer = self.loop.call_later(_grace_seconds, _end_in_flight, tasks)
 
 
-def _end_in_flight(connections: set[Any]) -> None:
-    ended = sum(c.end_in_flight() for c in list(connections) if isinstance(c, GracefulEndMixin))
+def _end_in_flight(tasks: set[asyncio.Task[None]]) -> None:
+    ended = [task for task in list(tasks) if not task.done() and _end(task)]
     if ended:
         log.warning(
-            "shutdown grace of %s s ran out: ending %d request(s) still in flight", _grace_seconds, ended
+            "shutdown grace of %s s ran out: ending %d request(s) still in flight", _grace_seconds, len(ended)
         )
+
+
+def _end(task: asyncio.Task[None]) -> bool:
+    """Mark the request `task` runs and cancel it; False if it runs no request cycle."""
+    coro = task.get_coro()
+    cycle = inspect.getcoroutinelocals(coro).get("self") if inspect.iscoroutine(coro) else None
+    if not isinstance(cycle, RequestResponseCycle) or cycle.response_complete:
+        return False
+    if cycle.response_started:
+        # Too late for a 503: the client sees the answer cut short.
+        cycle.scope[ENDED_AT_SHUTDOWN] = DURING_ANSWER  # type: ignore[literal-required]
+        cycle.disconnected = True
+        cycle.transport.close()
+    else:
+        cycle.scope[ENDED_AT_SHUTDOWN] = BEFORE_ANSWER  # type: ignore[literal-required]
+    task.cancel()
+    return True

@@ -45,6 +45,7 @@ CYCLE_ATTRIBUTES = [
     "chunked_encoding",
     "expected_content_length",
     "on_response",
+    "transport",
 ]
 # Attributes of the protocol that app/server reads.
 PROTOCOL_ATTRIBUTES = ["transport", "loop", "cycle", "server_state", "pipeline", "flow"]
@@ -116,6 +117,14 @@ def test_uvicorn_shuts_connections_down_before_it_waits_out_the_grace() -> None:
     )
     # A cycle whose answer is under way gets `keep_alive = False`: its answer closes the connection.
     assert "self.cycle.keep_alive = False" in source_of(HttpToolsProtocol.shutdown)
+    # Each request runs as a task of the server state's set, running its cycle's `run_asgi`:
+    # app/server/shutdown.py finds the cycle as that coroutine's `self`.
+    assert re.search(
+        r"create_task\(cycle\.run_asgi\(app\).*?self\.tasks\.add\(task\)",
+        source_of(HttpToolsProtocol._start_asgi_task),
+        re.S,
+    )
+    assert list(inspect.signature(RequestResponseCycle.run_asgi).parameters) == ["self", "app"]
 
 
 @pytest.mark.parametrize("status", [400, 408, 431])
