@@ -11,6 +11,7 @@ fails the test, it never skips.
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import FileDockServer
+from tests.deploy.test_nginx_proxy import MAIN_CONF, nginx_binary
+from tests.servers import FileDockServer, free_port, wait_until
 
 KEY = "sk-docs-5b2c"
 RENDERED_OPERATION = re.compile(r'class="opblock-summary-path"[^>]*>.*?/v1/files/\{file_id\}/content', re.S)
@@ -61,9 +63,40 @@ def test_docs_page_renders_the_operations_with_keys_configured(
     assert "Failed to load API definition" not in dom
 
 
+def test_docs_page_renders_behind_a_proxy_that_adds_a_path_prefix(
+    make_server: Callable[..., FileDockServer], tmp_path: Path
+) -> None:
+    server = make_server()
+    port = free_port()
+    site = tmp_path / "prefix.conf"
+    site.write_text(
+        f"server {{ listen 127.0.0.1:{port}; "
+        f"location /filedock/ {{ proxy_pass http://127.0.0.1:{server.port}/; }} }}\n"
+    )
+    conf = tmp_path / "nginx.conf"
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf.write_text(MAIN_CONF.format(user=user, prefix=tmp_path, site=site))
+    nginx = subprocess.Popen([nginx_binary(), "-p", str(tmp_path), "-c", str(conf)])
+    try:
+        assert wait_until(lambda: _answers(f"http://127.0.0.1:{port}/filedock/healthz"), 30)
+        dom = rendered_dom(f"http://127.0.0.1:{port}/filedock/docs", tmp_path / "profile")
+        assert RENDERED_OPERATION.search(dom), dom[-2000:]
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=15)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def test_docs_page_policy_allows_only_this_origin(make_server: Callable[..., FileDockServer]) -> None:
     server = make_server(api_keys=f"{KEY}=docs")
     page = httpx.get(f"{server.url}/docs")
+    assert len(page.headers.get_list("content-security-policy")) == 1
     policy = dict(d.strip().split(" ", 1) for d in page.headers["content-security-policy"].split(";"))
     assert policy["default-src"] == "'none'"
     assert policy["script-src"] == policy["style-src"] == policy["connect-src"] == "'self'"
