@@ -13,6 +13,7 @@ from app.http.headers import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 
 REQUEST_ID = "filedock.request_id"  # where the request id is kept in the ASGI scope
 _POLICY = CONTENT_SECURITY_POLICY.encode()
+_OURS = {b"x-request-id"} | {name for name, _ in SECURITY_HEADERS}  # replaced on every response
 
 
 def request_id(request: Request) -> str | None:
@@ -47,8 +48,7 @@ def _with_common_headers(headers: list[tuple[bytes, bytes]], request_id: str) ->
     """`headers` with the request id and the security headers, which replace any the app set,
     except a content security policy of the app's own."""
     own_policy = [h for h in headers if h[0].lower() == _POLICY][:1]
-    ours = {b"x-request-id"} | {name for name, _ in SECURITY_HEADERS}
-    kept = [h for h in headers if h[0].lower() not in ours]
+    kept = [h for h in headers if h[0].lower() not in _OURS]
     common = [h for h in SECURITY_HEADERS if not (own_policy and h[0] == _POLICY)]
     return [*kept, (b"x-request-id", request_id.encode()), *own_policy, *common]
 

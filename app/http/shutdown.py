@@ -1,6 +1,6 @@
 """Ending a request that the server cuts short when its shutdown grace runs out.
 
-The server (`app.server.protocol`) marks the request's scope with `ENDED_AT_SHUTDOWN` and
+The server (`app.server.shutdown`) marks the request's scope with `ENDED_AT_SHUTDOWN` and
 cancels its task. The cancellation unwinds the route as any exception does: an upload's
 staging discards its temporary blob, and a transaction not yet committed is rolled back, so
 nothing of the request is kept. `EndAtShutdown` then answers in the dialect's error JSON
