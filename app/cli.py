@@ -26,12 +26,15 @@ T = TypeVar("T")
 
 def app_from_environment() -> Any:
     """The ASGI app for each server worker process, configured from `FILEDOCK_*` variables; the
-    worker's HTTP protocol gets its limits from the same settings, before any connection."""
+    worker's HTTP protocol gets its limits and shutdown grace from the same settings, before any
+    connection."""
     from app.main import create_app
+    from app.server import shutdown
     from app.server.protocol import HeaderLimits, configure
 
     settings = Settings()
     configure(HeaderLimits(settings.max_header_bytes, settings.header_timeout_seconds))
+    shutdown.configure(settings.shutdown_grace_seconds)
     return create_app(settings)
 
 

@@ -31,9 +31,11 @@ from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.openai.webhooks_router import router as openai_webhooks_router
 from app.dialects.sniff import DialectDispatcher
 from app.http.access_log import AccessLog
+from app.http.docs import install_docs
 from app.http.errors import BaseUrls, Renderer, install_error_handlers
 from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
 from app.http.operations import operations_router
+from app.http.shutdown import EndAtShutdown
 from app.metrics import RequestMetrics, UsageCache, observe_round
 from app.settings import Settings
 from app.stores import Stores, open_stores
@@ -49,6 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="The OpenAI Files API, self-hosted.",
         lifespan=lambda app: _lifespan(app, settings),
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: app.http.docs serves it instead
+        redoc_url=None,
     )
     for prefix in OPENAI_PREFIXES:
         app.include_router(openai_files_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
@@ -60,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         sub.state = app.state  # the services opened in the lifespan
         app.mount(prefix, sub)
     app.include_router(operations_router(authorized_service))  # /healthz, /readyz, /metrics
+    install_docs(app)  # /docs
     install_error_handlers(
         app,
         Renderer(
@@ -71,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(OpenAIFastReads)  # after the dispatcher: it sees only OpenAI requests
     app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
     app.add_middleware(DialectDispatcher)
+    app.add_middleware(EndAtShutdown, render=_in_dialect_of_path)  # inside AccessLog: its line says 503
     app.add_middleware(AccessLog, observers=[RequestMetrics()])
     app.add_middleware(RequestIdMiddleware)
     return app

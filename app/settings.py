@@ -63,7 +63,7 @@ class ServerSettings(BaseSettings):
     shutdown_grace_seconds: int = Field(
         30,
         ge=0,
-        description="On SIGTERM, how long requests in flight may finish before they are cancelled.",
+        description="On SIGTERM, how long requests in flight may finish before they are ended (503).",
     )
 
 

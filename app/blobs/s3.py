@@ -298,7 +298,10 @@ class S3BlobStore:
         return 0
 
     async def aclose(self) -> None:
-        return None
+        # Aborted uploads are still telling S3 to drop their parts (a shutdown ends uploads in
+        # flight): wait for them, so no unfinished multipart upload outlives the process.
+        if _ABANDONED:
+            await asyncio.wait(set(_ABANDONED), timeout=self.timeout_seconds)
 
 
 async def _empty() -> AsyncIterator[bytes]:

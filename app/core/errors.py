@@ -19,8 +19,10 @@ FileDockError
 ├── RouteNotFound            no such route or method
 ├── RateLimited              the API key sent too many requests; retry after a while
 ├── BlobMissing              a row names bytes the blob store no longer has; permanent
-└── StorageUnavailable       the database or blob store failed; retrying may help
-    └── UploadBusy           another request is completing this Upload; the retry sees the result
+└── ServiceUnavailable       a 503: retrying (here or on another replica) may help
+    ├── StorageUnavailable   the database or blob store failed
+    │   └── UploadBusy       another request is completing this Upload; the retry sees the result
+    └── ShuttingDown         the server's shutdown grace ran out before this request finished
 
 What a store tells the core, never shown to a client as such:
 OverQuota                    recording a file would take its project over a quota
@@ -158,10 +160,26 @@ class BlobMissing(FileDockError):
         )
 
 
-class StorageUnavailable(FileDockError):
-    """The metadata or blob store failed. Clients may retry."""
+class ServiceUnavailable(FileDockError):
+    """Not this request's fault, and a retry may succeed."""
 
     retry_after_seconds = 1
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The metadata or blob store failed. Clients may retry."""
+
+
+class ShuttingDown(ServiceUnavailable):
+    """The server stopped this request when its shutdown grace ran out; nothing of it was kept.
+    Another replica (or this one, restarted) can take the retry. The connection is closing."""
+
+    body_unread = True  # whatever the client still sends is not read
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The server is shutting down and ended this request before it finished. Please retry."
+        )
 
 
 class UploadBusy(StorageUnavailable):

@@ -17,9 +17,9 @@ The rule of ../shared/spec/anthropic-gemini.md §4.2, first match wins:
 6. otherwise the file id in the path decides (`file_…` Anthropic, a bare Gemini id Gemini),
    and anything else is OpenAI.
 
-Requests under `/openai`, `/anthropic` and `/gemini` (or `/healthz`, `/readyz`, `/metrics`) are
-left alone. Either way the dispatcher names the request's dialect in its scope, for the access
-log and the metrics.
+Requests under `/openai`, `/anthropic` and `/gemini` (or `/healthz`, `/readyz`, `/metrics`,
+`/docs`, `/openapi.json`) are left alone. Either way the dispatcher names the request's dialect in
+its scope, for the access log and the metrics.
 """
 
 import re
@@ -34,7 +34,7 @@ from app.http.errors import ORIGINAL_PATH
 
 EXPLICIT_PREFIXES = (
     *("/openai", "/anthropic", "/gemini"),
-    *("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"),
+    *("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"),
 )
 _FILE_ID_SEGMENT = re.compile(r"^/v1[^/]*/files/([^/:]+)")
 _GEMINI_ID = re.compile(r"(files/)?[a-z0-9]{28}")

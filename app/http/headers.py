@@ -11,8 +11,11 @@ _FORM_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n", "%0d": "\r", "%0a": "\n"}
 # On every response: the stored bytes are untrusted, so should a browser ever render one (a
 # download opened in a tab, an error page), it may run nothing, load nothing, be framed nowhere
 # and is never sniffed into HTML. The API itself serves only JSON and attachments.
+# A response may state a policy of its own instead (only the API reference page, `app.http.docs`,
+# does: it runs Swagger UI).
+CONTENT_SECURITY_POLICY = "content-security-policy"
 SECURITY_HEADERS = (
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; sandbox"),
+    (CONTENT_SECURITY_POLICY.encode(), b"default-src 'none'; frame-ancestors 'none'; sandbox"),
     (b"x-content-type-options", b"nosniff"),
 )
 

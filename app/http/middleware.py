@@ -9,9 +9,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import RequestTimeout
-from app.http.headers import SECURITY_HEADERS
+from app.http.headers import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 
 REQUEST_ID = "filedock.request_id"  # where the request id is kept in the ASGI scope
+_POLICY = CONTENT_SECURITY_POLICY.encode()
+_OURS = {b"x-request-id"} | {name for name, _ in SECURITY_HEADERS}  # replaced on every response
 
 
 def request_id(request: Request) -> str | None:
@@ -21,7 +23,8 @@ def request_id(request: Request) -> str | None:
 
 class RequestIdMiddleware:
     """Gives every response an `x-request-id` (`req_…`), which the SDK exposes as `request_id`,
-    and the `SECURITY_HEADERS`: the one place headers common to all responses are added."""
+    and the `SECURITY_HEADERS`: the one place headers common to all responses are added. A
+    response that states its own content security policy keeps it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -35,13 +38,19 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                ours = {b"x-request-id"} | {name for name, _ in SECURITY_HEADERS}
-                headers = [h for h in message.get("headers", []) if h[0].lower() not in ours]
-                headers += [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
-                message["headers"] = headers
+                message["headers"] = _with_common_headers(message.get("headers", []), request_id)
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def _with_common_headers(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
+    """`headers` with the request id and the security headers, which replace any the app set,
+    except a content security policy of the app's own."""
+    own_policy = [h for h in headers if h[0].lower() == _POLICY][:1]
+    kept = [h for h in headers if h[0].lower() not in _OURS]
+    common = [h for h in SECURITY_HEADERS if not (own_policy and h[0] == _POLICY)]
+    return [*kept, (b"x-request-id", request_id.encode()), *own_policy, *common]
 
 
 class EchoRequestId:

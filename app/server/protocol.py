@@ -23,6 +23,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.http.headers import SECURITY_HEADERS
+from app.server.shutdown import GracefulEndMixin
 from app.server.zerocopy import ZeroCopySendMixin
 
 
@@ -178,6 +179,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-class FileDockHttpProtocol(ZeroCopySendMixin, LimitedHttpToolsProtocol):
-    """What `filedock serve` runs: httptools with the limits above, and the zero-copy send
-    extension (`app.server.zerocopy`) that downloads use when it is offered."""
+class FileDockHttpProtocol(GracefulEndMixin, ZeroCopySendMixin, LimitedHttpToolsProtocol):
+    """What `filedock serve` runs: httptools with the limits above, the zero-copy send
+    extension (`app.server.zerocopy`) that downloads use when it is offered, and the clean end
+    of requests still running when the shutdown grace runs out (`app.server.shutdown`)."""

@@ -1,13 +1,17 @@
 """The operator's endpoints through the front door: /healthz, /readyz and /metrics."""
 
+import os
 import re
 import shutil
+import signal
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import FileDockServer
+from tests.servers import FileDockServer, wait_until
 
 KEY = "sk-metrics-7d1e"
 
@@ -72,3 +76,40 @@ def test_metrics_report_project_usage_and_bytes(make_server: Callable[..., FileD
     assert 'filedock_project_stored_bytes{project="default"} 5.0' in text
     assert 'filedock_project_files{project="default"} 1.0' in text
     assert re.search(r'filedock_http_received_bytes_total\{dialect="openai"\} [1-9]', text)
+
+
+def uploads_in_progress(server: FileDockServer) -> float:
+    match = re.search(r"^filedock_uploads_in_progress (\S+)$", httpx.get(f"{server.url}/metrics").text, re.M)
+    assert match, "no filedock_uploads_in_progress in the scrape"
+    return float(match[1])
+
+
+def test_a_killed_workers_uploads_in_progress_are_forgotten(
+    make_server: Callable[..., FileDockServer],
+) -> None:
+    server = make_server(workers="2")
+    assert server.process is not None
+    upload = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    head = "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+    upload.sendall((head + "Content-Length: 100000\r\n\r\n--b\r\n").encode())  # then nothing more
+    assert wait_until(lambda: uploads_in_progress(server) == 1)
+    workers = worker_pids(server.process.pid)
+    assert len(workers) == 2
+    for pid in workers:  # the one receiving the upload among them; uvicorn starts new ones
+        os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: _answers(server), 30)
+    assert uploads_in_progress(server) == 0
+    upload.close()
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    """The server's worker processes: its children started by multiprocessing's spawn."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def _answers(server: FileDockServer) -> bool:
+    try:
+        return httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

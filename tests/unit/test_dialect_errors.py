@@ -30,7 +30,7 @@ def test_error_tables_have_no_unreachable_rows(table: list) -> None:
 @pytest.mark.parametrize("cls", by_name(DOMAIN_ERRORS))
 def test_anthropic_uses_5xx_only_for_server_side_failures(cls: type[errors.FileDockError]) -> None:
     status, _ = anthropic_errors.status_and_type(instance_of(cls))
-    assert (status >= 500) == issubclass(cls, errors.StorageUnavailable | errors.BlobMissing)
+    assert (status >= 500) == issubclass(cls, errors.ServiceUnavailable | errors.BlobMissing)
     # Only a transient 5xx may be retried: a missing blob stays missing.
     if status >= 500:
         headers = anthropic_errors.error_response(instance_of(cls), "req_1").headers

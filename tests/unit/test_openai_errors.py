@@ -73,7 +73,7 @@ def test_error_table_never_uses_a_status_the_sdk_retries(cls: type[errors.FileDo
 @pytest.mark.parametrize("cls", by_name(DOMAIN_ERRORS))
 def test_error_table_uses_5xx_only_for_server_side_failures(cls: type[errors.FileDockError]) -> None:
     status, error_type = status_and_type(instance_of(cls))
-    assert (status >= 500) == issubclass(cls, errors.StorageUnavailable | errors.BlobMissing)
+    assert (status >= 500) == issubclass(cls, errors.ServiceUnavailable | errors.BlobMissing)
     # The SDK retries every 5xx unless told not to: only a transient one may be retried.
     if status >= 500:
         headers = error_response(instance_of(cls), None).headers

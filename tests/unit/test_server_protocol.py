@@ -4,13 +4,15 @@ one of them fails here, loudly, instead of silently dropping a limit or an answe
 `app/server/protocol.py` overrides parser callbacks and `send_400_response` of httptools'
 protocol, and relies on uvicorn calling them (and `on_response_complete`) where it does today;
 `app/server/zerocopy.py` wraps `_start_asgi_task` and reads and writes attributes of the
-request-response cycle.
+request-response cycle; `app/server/shutdown.py` wraps it too, and overrides `shutdown`, which
+uvicorn's server calls on each connection before it waits out the grace.
 """
 
 import inspect
 import re
 
 import pytest
+from uvicorn import Server
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
@@ -28,6 +30,7 @@ HOOKS = {
     "on_response_complete": ["self"],
     "send_400_response": ["self", "msg"],
     "_start_asgi_task": ["self", "cycle", "app"],
+    "shutdown": ["self"],
 }
 # Attributes of RequestResponseCycle that app/server reads or writes.
 CYCLE_ATTRIBUTES = [
@@ -42,6 +45,7 @@ CYCLE_ATTRIBUTES = [
     "chunked_encoding",
     "expected_content_length",
     "on_response",
+    "transport",
 ]
 # Attributes of the protocol that app/server reads.
 PROTOCOL_ATTRIBUTES = ["transport", "loop", "cycle", "server_state", "pipeline", "flow"]
@@ -66,7 +70,7 @@ def test_our_protocol_overrides_each_hook_on_uvicorns_class() -> None:
         if cls is not HttpToolsProtocol
         for name in vars(cls)
     }
-    assert set(HOOKS) - {"_start_asgi_task"} <= set(vars(LimitedHttpToolsProtocol))
+    assert set(HOOKS) - {"_start_asgi_task", "shutdown"} <= set(vars(LimitedHttpToolsProtocol))
     assert set(HOOKS) <= overridden
 
 
@@ -101,6 +105,26 @@ def test_uvicorn_calls_the_hooks_where_we_rely_on_it() -> None:
     )
     # A request's body is whole once on_message_complete clears more_body.
     assert "self.cycle.more_body = False" in source_of(HttpToolsProtocol.on_message_complete)
+
+
+def test_uvicorn_shuts_connections_down_before_it_waits_out_the_grace() -> None:
+    # Each connection hears `shutdown()` first (the grace timer starts there); uvicorn cancels
+    # what still runs only after `timeout_graceful_shutdown`, our backstop.
+    assert re.search(
+        r"connection\.shutdown\(\).*?wait_for\(.*?timeout=self\.config\.timeout_graceful_shutdown.*?\.cancel\(",
+        source_of(Server.shutdown),
+        re.S,
+    )
+    # A cycle whose answer is under way gets `keep_alive = False`: its answer closes the connection.
+    assert "self.cycle.keep_alive = False" in source_of(HttpToolsProtocol.shutdown)
+    # Each request runs as a task of the server state's set, running its cycle's `run_asgi`:
+    # app/server/shutdown.py finds the cycle as that coroutine's `self`.
+    assert re.search(
+        r"create_task\(cycle\.run_asgi\(app\).*?self\.tasks\.add\(task\)",
+        source_of(HttpToolsProtocol._start_asgi_task),
+        re.S,
+    )
+    assert list(inspect.signature(RequestResponseCycle.run_asgi).parameters) == ["self", "app"]
 
 
 @pytest.mark.parametrize("status", [400, 408, 431])

@@ -25,7 +25,7 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
     (errors.RateLimited, 429, "rate_limit_error"),
     (errors.BlobMissing, 500, "api_error"),  # with x-should-retry: false, as every permanent error
-    (errors.StorageUnavailable, 503, "api_error"),
+    (errors.ServiceUnavailable, 503, "api_error"),
 ]
 ERROR_CODES: dict[type[errors.FileDockError], str] = {
     errors.DownloadRefused: "file_not_downloadable",

@@ -29,7 +29,7 @@ STATUS_AND_CODE: list[tuple[type[errors.FileDockError], int, str]] = [
     # sets retry_options (whose default codes include 500); the header is for other clients.
     (errors.BlobMissing, 500, "DATA_LOSS"),
     (errors.RateLimited, 429, "RESOURCE_EXHAUSTED"),
-    (errors.StorageUnavailable, 503, "UNAVAILABLE"),
+    (errors.ServiceUnavailable, 503, "UNAVAILABLE"),
 ]
 MISSING_KEY_MESSAGE = (
     "Method doesn't allow unregistered callers (callers without established identity). "

@@ -23,7 +23,7 @@ STATUS_AND_TYPE: list[tuple[type[errors.FileDockError], int, str]] = [
     (errors.RangeNotSatisfiable, 416, "invalid_request_error"),
     (errors.RateLimited, 429, "requests"),
     (errors.BlobMissing, 500, "server_error"),
-    (errors.StorageUnavailable, 503, "server_error"),
+    (errors.ServiceUnavailable, 503, "server_error"),
 ]
 
 
