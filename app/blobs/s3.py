@@ -159,6 +159,23 @@ def needs_path_style(endpoint_url: str) -> bool:
     return True
 
 
+def payload_signing_is_redundant(endpoint_url: str) -> bool:
+    """Whether signing each request body's SHA-256 (SigV4's signed payload) protects nothing:
+    over HTTPS, TLS already guards the bytes (AWS documents UNSIGNED-PAYLOAD for it), and
+    on a loopback endpoint there is no network to tamper with them. It costs a second SHA-256
+    pass over every uploaded byte, inside obstore. Empty: AWS's own endpoint, always HTTPS."""
+    parts = urlparse(endpoint_url)
+    if not endpoint_url or parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class S3BlobStore:
     def __init__(
         self,
@@ -174,6 +191,8 @@ class S3BlobStore:
             force_path_style = needs_path_style(endpoint_url)
         self.path_style = force_path_style
         config: S3Config = {"virtual_hosted_style_request": not force_path_style}
+        if payload_signing_is_redundant(endpoint_url):
+            config["unsigned_payload"] = True  # unset otherwise: AWS_UNSIGNED_PAYLOAD still applies
         if endpoint_url:
             config["endpoint"] = endpoint_url
         if region:
