@@ -31,6 +31,7 @@ from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.openai.webhooks_router import router as openai_webhooks_router
 from app.dialects.sniff import DialectDispatcher
 from app.http.access_log import AccessLog
+from app.http.apps import TELEMETRY_OFF
 from app.http.docs import install_docs
 from app.http.errors import BaseUrls, Renderer, install_error_handlers
 from app.http.middleware import BodyIdleTimeout, RequestIdMiddleware
@@ -53,7 +54,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lambda app: _lifespan(app, settings),
         docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: app.http.docs serves it instead
         redoc_url=None,
+        telemetry=TELEMETRY_OFF,
     )
+    app.state.request_metrics = RequestMetrics() if settings.metrics else None
     for prefix in OPENAI_PREFIXES:
         app.include_router(openai_files_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
         app.include_router(openai_uploads_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
@@ -63,7 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
     for prefix, sub in (("/anthropic", create_anthropic_app()), ("/gemini", create_gemini_app())):
         sub.state = app.state  # the services opened in the lifespan
         app.mount(prefix, sub)
-    app.include_router(operations_router(authorized_service))  # /healthz, /readyz, /metrics
+    # /healthz, /readyz, and /metrics unless metrics are off
+    app.include_router(operations_router(authorized_service, metrics=settings.metrics))
     install_docs(app)  # /docs
     install_error_handlers(
         app,
@@ -77,9 +81,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
     app.add_middleware(DialectDispatcher)
     app.add_middleware(EndAtShutdown, render=_in_dialect_of_path)  # inside AccessLog: its line says 503
-    app.add_middleware(AccessLog, observers=[RequestMetrics()])
+    _add_access_log(app, settings, app.state.request_metrics)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _add_access_log(app: FastAPI, settings: Settings, metrics: RequestMetrics | None) -> None:
+    """The access lines and the request metrics share one middleware; with both off, none."""
+    if settings.access_log or metrics is not None:
+        observers = [] if metrics is None else [metrics]
+        app.add_middleware(AccessLog, observers=observers, lines=settings.access_log)
 
 
 @contextlib.asynccontextmanager
@@ -94,6 +105,10 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         maintenance = Maintenance(stores.files, stores.uploads, stores.maintenance, observe=observe_round)
         sweeper = asyncio.create_task(maintenance.run_forever(settings.sweep_interval_seconds))
         deliverer = asyncio.create_task(stores.deliverer.run_forever(settings.webhook_poll_interval_seconds))
+        tasks = [sweeper, deliverer]
+        metrics: RequestMetrics | None = app.state.request_metrics
+        if metrics is not None:
+            tasks.append(asyncio.create_task(metrics.flush_forever()))  # flushes once more when cancelled
         if app.state.authenticator.open_mode:
             log.warning(
                 "open mode: any API key (or none) is accepted and acts in project 'default'. "
@@ -103,7 +118,7 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
             try:
                 yield
             finally:
-                for task in (sweeper, deliverer):
+                for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task

@@ -60,6 +60,12 @@ class ServerSettings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as readable `text` or one JSON object each (`json`)."
     )
+    access_log: bool = Field(
+        True, description="One `filedock.access` line per request, at info. false: none, whatever the level."
+    )
+    metrics: bool = Field(
+        True, description="Count requests and serve them at `GET /metrics`. false: no counting, no /metrics."
+    )
     shutdown_grace_seconds: int = Field(
         30,
         ge=0,

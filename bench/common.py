@@ -30,9 +30,12 @@ FILEDOCK_BIN = ROOT / ".venv" / "bin" / "filedock"
 MiB = 1024 * 1024
 MB = 1_000_000
 RSS_LIMIT_MIB = 150.0
-START_DEADLINE_SECONDS = 30.0
+START_DEADLINE_SECONDS = 90.0  # a shared, loaded machine starts two workers slowly
 # Worker processes for FileDock and for nginx alike; `run_all --workers` sets it.
 WORKERS = os.cpu_count() or 1
+# Settings every FileDock server of the run gets (`run_all --server log_level=info`); a phase's own
+# settings win over these.
+SERVER_SETTINGS: dict[str, str] = {}
 
 
 # -- setup -----------------------------------------------------------------------------------
@@ -119,12 +122,8 @@ def filedock(name: str, env_extra: dict[str, str] | None = None, **settings: str
     data_dir.mkdir(parents=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FILEDOCK_")}
-    env.update(
-        {
-            f"FILEDOCK_{k.upper()}": v
-            for k, v in {"log_level": "warning", "workers": str(WORKERS), **settings}.items()
-        }
-    )
+    chosen = {"log_level": "warning", "workers": str(WORKERS), **SERVER_SETTINGS, **settings}
+    env.update({f"FILEDOCK_{k.upper()}": v for k, v in chosen.items()})
     env.update(env_extra or {})
     log = OUT / f"{name}-server.log"
     command = [str(FILEDOCK_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]

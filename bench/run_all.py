@@ -2,9 +2,14 @@
 docs/benchmarks.md and docs/benchmarks.png.
 
     .venv/bin/python -m bench.run_all [--phases download,upload,metadata,memory,s3,batch] [--runs N] [--keep]
+        [--server NAME=VALUE ...]
 
 Each phase runs `--runs` times in a row (3 by default), each time measuring FileDock and its
 reference side by side; the table gives the median with (min-max) over those runs.
+
+`--server` gives every FileDock server of the run a setting (FILEDOCK_NAME=VALUE): the servers run
+at log level warning unless told otherwise, and the cost of the access log and the metrics is
+measured as `--server log_level=info` against `--server access_log=false --server metrics=false`.
 """
 
 import argparse
@@ -193,6 +198,7 @@ def write_report(
     command = COMMAND if ",".join(ran) == PHASES else f"{COMMAND} --phases {','.join(ran)}"
     if runs != RUNS:
         command += f" --runs {runs}"
+    command += "".join(f" --server {name}={value}" for name, value in common.SERVER_SETTINGS.items())
     carried = [f"{name} ({measured.get(name, '?')})" for name in by_phase if name not in ran]
     text = "\n".join(
         [
@@ -247,8 +253,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=common.WORKERS, help="FileDock and nginx workers")
     parser.add_argument("--runs", type=int, default=RUNS, help="runs of each phase (median, min, max)")
     parser.add_argument("--keep", action="store_true", help="keep the large files under bench/out")
+    parser.add_argument(
+        "--server", action="append", default=[], metavar="NAME=VALUE", help="a FILEDOCK_NAME setting"
+    )
     args = parser.parse_args()
     common.WORKERS = args.workers
+    common.SERVER_SETTINGS.update(_server_settings(args.server))
     ensure_tools()
     source = make_source_file(OUT / "source-256MiB.bin", SOURCE_BYTES)
     phases = _phases(source)
@@ -277,6 +287,16 @@ def main() -> None:
     measured.update(dict.fromkeys(ran, now))
     write_report(rows, table, by_phase, measured, ran, args.runs)
     print(f"wrote {DOCS / 'benchmarks.md'} and {DOCS / 'benchmarks.png'}")
+
+
+def _server_settings(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise SystemExit(f"--server takes NAME=VALUE, not {pair!r}")
+        settings[name.strip().lower().removeprefix("filedock_")] = value
+    return settings
 
 
 if __name__ == "__main__":

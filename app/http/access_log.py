@@ -8,6 +8,7 @@ the status, the bytes in and out, the duration and the caller's project; never a
 many bytes arrived. Observers (the metrics) see every finished `Exchange`.
 """
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -76,11 +77,13 @@ class Observer(Protocol):
 
 
 class AccessLog:
-    """Counts the bytes of a request and its answer, then writes its line and tells observers."""
+    """Counts the bytes of a request and its answer, then writes its line (unless `lines` is off)
+    and tells observers."""
 
-    def __init__(self, app: ASGIApp, observers: Sequence[Observer] = ()) -> None:
+    def __init__(self, app: ASGIApp, observers: Sequence[Observer] = (), *, lines: bool = True) -> None:
         self.app = app
         self.observers = tuple(observers)
+        self.lines = lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,11 +105,12 @@ class AccessLog:
             return message
 
         async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                exchange.status = message["status"]
-            elif message["type"] == "http.response.body":
+            kind = message["type"]
+            if kind == "http.response.body":
                 exchange.bytes_out += len(message.get("body", b""))
-            elif message["type"] == "http.response.zerocopysend":
+            elif kind == "http.response.start":
+                exchange.status = message["status"]
+            elif kind == "http.response.zerocopysend":
                 exchange.bytes_out += int(message.get("count") or 0)
             await send(message)
 
@@ -117,48 +121,66 @@ class AccessLog:
 
     def _finish(self, scope: Scope, exchange: Exchange) -> None:
         exchange.duration = time.perf_counter() - exchange.started
-        exchange.dialect = str(scope.get(DIALECT) or "-")
+        exchange.dialect = scope.get(DIALECT) or "-"
         exchange.route = _route_template(scope)
         caller = scope.get(CALLER)
-        exchange.project = getattr(caller, "project", None)
+        exchange.project = None if caller is None else caller.project
         if exchange.status == 0:
             exchange.status = 500  # the app raised before answering; the server answers 500
         for observer in self.observers:
             observer.finished(exchange)
-        if log.isEnabledFor(logging.INFO):
+        if self.lines and log.isEnabledFor(logging.INFO):
             _write_line(scope, exchange)
 
 
 def _write_line(scope: Scope, exchange: Exchange) -> None:
+    """One record through the configured logging: `fields` for the JSON format, `text` (the
+    whole message, each field once, like nginx's combined log) for the text format. Built with
+    `makeRecord` and `handle`, which skip only `Logger.info`'s walk up the stack for the
+    caller's file and line, never shown."""
+    request_id, client_request_id = scope.get(REQUEST_ID), _client_request_id(scope)
+    client, project, status = _client(scope), exchange.project, exchange.status
+    method, path, duration_ms = exchange.method, exchange.path, round(exchange.duration * 1000, 3)
     fields: dict[str, Any] = {
-        "request_id": scope.get(REQUEST_ID),
-        "client_request_id": _client_request_id(scope),
-        "client": _client(scope),
-        "method": exchange.method,
-        "path": exchange.path,
+        "request_id": request_id,
+        "client_request_id": client_request_id,
+        "client": client,
+        "method": method,
+        "path": path,
         "dialect": exchange.dialect,
-        "status": exchange.status,
+        "status": status,
         "bytes_in": exchange.bytes_in,
         "bytes_out": exchange.bytes_out,
-        "duration_ms": round(exchange.duration * 1000, 3),
-        "project": exchange.project,
+        "duration_ms": duration_ms,
+        "project": project,
     }
+    text = (
+        f'{client or "-"} - {_shown(project)} "{method} {_escaped(path)}" {status} {exchange.bytes_out}'
+        f" bytes_in={exchange.bytes_in} duration_ms={duration_ms} dialect={exchange.dialect}"
+        f" request_id={request_id or '-'} client_request_id={_shown(client_request_id)}"
+    )
     if exchange.error is not None:
         fields.update(error=exchange.error, error_code=exchange.error_code)
-    message = f"{exchange.method} {exchange.path} {exchange.status}"
+        text += f" error={exchange.error} error_code={exchange.error_code or '-'}"
+    message = f"{method} {path} {status}"
     if exchange.hung_up:
         declared = "" if exchange.declared_bytes is None else f" of {exchange.declared_bytes}"
-        message += f": the client hung up after sending {exchange.bytes_in}{declared} bytes"
+        hung_up = f": the client hung up after sending {exchange.bytes_in}{declared} bytes"
+        message += hung_up
+        text += f" client_hung_up=true{hung_up}"
         fields["client_hung_up"] = True
-    log.info(message, extra={"fields": fields})
+    extra = {"fields": fields, "text": text}
+    log.handle(log.makeRecord(log.name, logging.INFO, "", 0, message, (), None, extra=extra))
 
 
 def _route_template(scope: Scope) -> str:
     """The route that answered, as a template (`/v1/files/{file_id}`), for bounded metric labels.
     A route included under a prefix or mounted knows only its own part of the path; the prefix
-    is the part of the path before what the route's pattern matches."""
-    if scope.get(ROUTE):
-        return str(scope[ROUTE])
+    is the part of the path before what the route's pattern matches. (The hottest requests, the
+    fast reads, name their template in the scope and skip this.)"""
+    template = scope.get(ROUTE)
+    if template:
+        return str(template)
     route = scope.get("route")
     pattern, template = getattr(route, "path_regex", None), getattr(route, "path_format", None)
     if pattern is None or not template:
@@ -168,6 +190,21 @@ def _route_template(scope: Scope) -> str:
         if char == "/" and pattern.fullmatch(path[index:]):
             return path[:index] + str(template)
     return str(template)
+
+
+def _escaped(text: str) -> str:
+    """`text` as is, or with quotes, backslashes and control characters escaped (a path is
+    percent-decoded and may hold them): one line, and the request's quotes stay unambiguous."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _shown(value: str | None) -> str:
+    if not value:
+        return "-"
+    plain = value.isprintable() and " " not in value and '"' not in value
+    return value if plain else json.dumps(value)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

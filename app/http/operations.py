@@ -1,4 +1,5 @@
-"""The operator's routes: `/healthz` (liveness), `/readyz` (the stores answer) and `/metrics`.
+"""The operator's routes: `/healthz` (liveness), `/readyz` (the stores answer) and `/metrics`
+(unless metrics are off).
 
 `/healthz` and `/readyz` need no key: a load balancer or an orchestrator calls them. `/metrics`
 is guarded like an OpenAI route (`Authorization: Bearer`) when keys are configured; the guard is
@@ -12,14 +13,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.core.files import FileService
-from app.metrics import CONTENT_TYPE, UsageCache, exposition
+from app.metrics import CONTENT_TYPE, RequestMetrics, UsageCache, exposition
 
 
-def operations_router(authorize: Callable[..., Awaitable[Any]]) -> APIRouter:
+def operations_router(authorize: Callable[..., Awaitable[Any]], *, metrics: bool = True) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     router.add_api_route("/healthz", read_health, methods=["GET", "HEAD"])
     router.add_api_route("/readyz", read_readiness, methods=["GET", "HEAD"])
-    router.add_api_route("/metrics", read_metrics, methods=["GET"], dependencies=[Depends(authorize)])
+    if metrics:
+        router.add_api_route("/metrics", read_metrics, methods=["GET"], dependencies=[Depends(authorize)])
     return router
 
 
@@ -38,6 +40,10 @@ async def read_readiness(request: Request) -> Response:
 
 
 async def read_metrics(request: Request) -> Response:
+    """Every worker's counts, this one's up to this request (the others' flush on their own)."""
+    request_metrics: RequestMetrics | None = request.app.state.request_metrics
+    if request_metrics is not None:
+        request_metrics.flush()
     cache: UsageCache = request.app.state.usage_cache
     usage = cache.fresh()
     if usage is None:

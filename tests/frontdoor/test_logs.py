@@ -3,6 +3,7 @@ and `--log-level` reaching FileDock's own loggers in the workers."""
 
 import hashlib
 import json
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -85,13 +86,27 @@ def test_json_logs_are_one_object_a_line_with_the_access_fields_and_no_key(
         assert secret not in text
 
 
-def test_text_access_line_is_readable(make_server: Callable[..., FileDockServer]) -> None:
+def test_text_access_line_reads_like_a_combined_log_with_each_field_once(
+    make_server: Callable[..., FileDockServer],
+) -> None:
     server = make_server(log_level="info")
-    httpx.get(f"{server.openai_url}/files/file-nope")
+    httpx.get(f"{server.openai_url}/files/file-nope", headers={"X-Client-Request-Id": "run 7"})
     server.stop()
     line = next(line for line in log_lines(server) if "file-nope" in line)
-    assert "INFO filedock.access: GET /v1/files/file-nope 404" in line
-    assert "error=FileNotFound" in line and "dialect=openai" in line
+    head = re.search(
+        r' INFO filedock\.access: 127\.0\.0\.1:\d+ - default "GET /v1/files/file-nope" 404 \d+ ', line
+    )
+    assert head is not None, line
+    assert "error=FileNotFound" in line and "dialect=openai" in line and 'client_request_id="run 7"' in line
+    assert line.count("404") == 1 and line.count("file-nope") == 1 and "method=" not in line
+
+
+def test_access_log_off_writes_no_access_line_at_info(make_server: Callable[..., FileDockServer]) -> None:
+    server = make_server(log_level="info", access_log="false")
+    assert httpx.get(f"{server.openai_url}/files/file-nope").status_code == 404
+    assert httpx.get(f"{server.url}/metrics").status_code == 200
+    server.stop()
+    assert "filedock.access" not in server.log_path.read_text()
 
 
 def expire_one_file(server: FileDockServer) -> None:

@@ -65,7 +65,37 @@ def test_metrics_count_every_request_once_across_workers(make_server: Callable[.
     before = request_total(server, "/v1/files/{file_id}", "404")
     for _ in range(30):  # a new connection each, so both workers answer some
         assert httpx.get(f"{server.openai_url}/files/file-missing").status_code == 404
+    # The worker that answers a scrape counts its own requests up to it; the other writes its
+    # counts every second (app.metrics.FLUSH_SECONDS), so all 30 arrive within a few polls.
+    assert wait_until(lambda: request_total(server, "/v1/files/{file_id}", "404") >= before + 30, 3.0)
     assert request_total(server, "/v1/files/{file_id}", "404") == before + 30
+
+
+def test_uploads_in_progress_counts_an_upload_until_it_ends(
+    make_server: Callable[..., FileDockServer],
+) -> None:
+    server = make_server()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        head = (
+            "POST /v1/files HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b"--b\r\n")
+        assert wait_until(lambda: metric_value(server, "filedock_uploads_in_progress") == 1.0)
+    assert wait_until(lambda: metric_value(server, "filedock_uploads_in_progress") == 0.0)
+
+
+def metric_value(server: FileDockServer, name: str) -> float | None:
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith(f"{name} ") or line.startswith(f"{name}{{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_off_means_no_metrics_route(make_server: Callable[..., FileDockServer]) -> None:
+    server = make_server(metrics="false")
+    assert httpx.get(f"{server.openai_url}/files/file-missing").status_code == 404
+    assert httpx.get(f"{server.url}/metrics").status_code == 404
 
 
 def test_metrics_report_project_usage_and_bytes(make_server: Callable[..., FileDockServer]) -> None:
