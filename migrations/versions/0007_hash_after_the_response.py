@@ -26,9 +26,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The older schema has no way to say "not hashed yet", and an older `verify --deep --repair`
+    # would delete a file whose stored hash is wrong: refuse rather than invent one.
+    unhashed = op.get_bind().execute(sa.text("SELECT COUNT(*) FROM files WHERE sha256 IS NULL")).scalar()
+    if unhashed:
+        raise RuntimeError(
+            f"{unhashed} files are not hashed yet: run `filedock verify --deep` (or let a server of "
+            "this version run a maintenance round), then downgrade again."
+        )
     op.drop_index("ix_files_unhashed", table_name="files")
-    # A row not hashed yet cannot keep NULL in a NOT NULL column: the empty string, as before
-    # a blob was kept, until `filedock verify --deep` is run on the older version.
-    op.execute(sa.text("UPDATE files SET sha256 = '' WHERE sha256 IS NULL"))
     with op.batch_alter_table("files") as batch:
         batch.alter_column("sha256", existing_type=sa.String(64), nullable=False)
