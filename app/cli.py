@@ -420,7 +420,8 @@ def verify(repair: bool, deep: bool, grace_seconds: int | None, data_dir: Path |
     young = f"; {report.young_orphans} unnamed blobs younger than the grace left alone" * bool(
         report.young_orphans
     )
-    click.echo(f"verify: {report.rows} files and {report.blobs} blobs checked: {found}{young}")
+    hashed = f"; {report.hashed} files not hashed yet were hashed" * bool(report.hashed)
+    click.echo(f"verify: {report.rows} files and {report.blobs} blobs checked: {found}{young}{hashed}")
     if report.unrepaired:
         hint = "" if repair else " (run with --repair to fix)"
         raise click.ClickException(f"{report.unrepaired} problems left{hint}")

@@ -70,6 +70,7 @@ async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
                     BatchStore(engine, quota),
                 )
             finally:
+                await files.aclose()
                 await sender.aclose()
         finally:
             await blobs.aclose()

@@ -31,9 +31,6 @@ class BlobInfo:
 class BlobWriter(Protocol):
     async def write(self, data: bytes) -> None: ...
 
-    def sha256_hex(self) -> str:
-        """The SHA-256 of everything written so far, complete once `commit` has returned."""
-
     async def commit(self, key: str) -> None:
         """Make the written bytes visible under `key`, durably."""
 
@@ -50,6 +47,9 @@ class BlobStore(Protocol):
 
         Raises `BlobNotFound` here, before the first chunk, so callers can still answer an error.
         """
+
+    async def sha256(self, key: str) -> str:
+        """The committed blob's SHA-256 as hex, read back. Raises `BlobNotFound`."""
 
     async def delete(self, key: str) -> None:
         """Remove the blob; a missing key is not an error."""

@@ -30,8 +30,8 @@ T = TypeVar("T")
 
 
 class LocalBlobWriter:
-    """Collects pieces into ~1 MiB blocks; a block is hashed and written in two threads (hashlib
-    and writev release the GIL) while the next arrives, keeping the event loop free to parse.
+    """Collects pieces into ~1 MiB blocks; a block is written in a thread (writev releases the
+    GIL) while the next arrives, keeping the event loop free to parse.
     """
 
     def __init__(self, store: "LocalBlobStore", temp_path: Path, fd: int) -> None:
@@ -40,18 +40,13 @@ class LocalBlobWriter:
         self._fd = fd
         self._pieces: list[bytes] = []  # written as they came, by one writev: no copy into a buffer
         self._buffered = 0
-        self._sha256 = hashlib.sha256()
         self._in_flight: concurrent.futures.Future[None] | None = None
-        self._hashing: concurrent.futures.Future[None] | None = None
 
     async def write(self, data: bytes) -> None:
         self._pieces.append(data if type(data) is bytes else bytes(data))  # never a buffer that may change
         self._buffered += len(data)
         if self._buffered >= WRITE_BUFFER_BYTES or len(self._pieces) >= MAX_PIECES:
             await self._flush()
-
-    def sha256_hex(self) -> str:
-        return self._sha256.hexdigest()
 
     async def commit(self, key: str) -> None:
         await self._flush()
@@ -93,14 +88,9 @@ class LocalBlobWriter:
         if not self._pieces:
             return
         pieces, self._pieces, self._buffered = self._pieces, [], 0
-        # Hashing and writing a block take similar time and both release the GIL: run them side by side.
-        self._hashing = self._store.submit_hash(_hash, pieces, self._sha256)
         self._in_flight = self._store.submit_io(_write, self._fd, pieces)
 
     async def _wait_in_flight(self) -> None:
-        hashing, self._hashing = self._hashing, None
-        if hashing is not None:
-            await asyncio.wrap_future(hashing)
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
             return
@@ -110,17 +100,17 @@ class LocalBlobWriter:
             raise BlobStoreError(f"could not write blob data: {exc}") from exc
 
 
-def _hash(pieces: list[bytes], sha256: "hashlib._Hash") -> None:
-    for piece in pieces:
-        sha256.update(piece)
-
-
 def _write(fd: int, pieces: list[bytes]) -> None:
     written = os.writev(fd, pieces)
     if written < sum(map(len, pieces)):  # a short write, rare on a regular file: finish plainly
         view = memoryview(b"".join(pieces))[written:]
         while view:
             view = view[os.write(fd, view) :]
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as blob:
+        return hashlib.file_digest(blob, "sha256").hexdigest()
 
 
 def fsync_path(path: Path) -> None:
@@ -146,13 +136,9 @@ class LocalBlobStore:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         # Blob I/O gets its own threads, so a write in flight can be tracked until it ends.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-io")
-        self._hasher = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-hash")
 
     def submit_io(self, function: Callable[..., None], *args: Any) -> "concurrent.futures.Future[None]":
         return self._io.submit(function, *args)
-
-    def submit_hash(self, function: Callable[..., None], *args: Any) -> "concurrent.futures.Future[None]":
-        return self._hasher.submit(function, *args)
 
     async def run_io(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self._io.submit(function, *args))
@@ -184,6 +170,16 @@ class LocalBlobStore:
         if end is None:
             end = os.fstat(fd).st_size
         return LocalBlobReader(self, fd, start, end)
+
+    async def sha256(self, key: str) -> str:
+        """The blob's SHA-256, read back in one I/O thread (hashlib releases the GIL): right after
+        an upload the bytes are still in the page cache."""
+        try:
+            return await self.run_io(_file_sha256, self.path_for(key))
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise BlobStoreError(f"could not read blob {key}: {exc}") from exc
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError, BlobNotFound):
@@ -257,7 +253,6 @@ class LocalBlobStore:
 
     async def aclose(self) -> None:
         self._io.shutdown(wait=True)
-        self._hasher.shutdown(wait=True)
 
 
 class LocalBlobReader:

@@ -71,14 +71,12 @@ class S3BlobWriter:
         self._store = store
         self._key = key
         self._buffer = bytearray()
-        self._sha256 = hashlib.sha256()
         self._queue: asyncio.Queue[bytes | bytearray] = asyncio.Queue(QUEUED_CHUNKS)
         self._upload: asyncio.Task[Any] | None = None
 
     async def write(self, data: bytes) -> None:
         if not data:
             return
-        self._sha256.update(data)
         if self._upload is None:
             self._buffer += data
             if len(self._buffer) >= PART_BYTES:
@@ -87,9 +85,6 @@ class S3BlobWriter:
                 self._upload.add_done_callback(_retrieve)
             return
         await self._send(data)
-
-    def sha256_hex(self) -> str:
-        return self._sha256.hexdigest()
 
     async def commit(self, key: str) -> None:
         if key != self._key:
@@ -264,6 +259,13 @@ class S3BlobStore:
                 except StopAsyncIteration:
                     return
             yield bytes(chunk)
+
+    async def sha256(self, key: str) -> str:
+        """The blob's SHA-256, streamed back: each chunk is hashed in a thread, off the event loop."""
+        digest = hashlib.sha256()
+        async for chunk in await self.open(key):
+            await asyncio.to_thread(digest.update, chunk)
+        return digest.hexdigest()
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(BlobNotFound), _translated(key):

@@ -118,6 +118,8 @@ def download(client: FileDockClient, file_id: str, target: Path | None) -> tuple
         progress.advance(have)
         if have < size or not partial.exists():
             have, sha256 = _fetch(client, file_id, partial, have, etag, sha256, progress)
+    if etag is None:  # the server hashes a new file after its upload: ask again for the check
+        etag = client.content_headers(file_id).get("etag")
     _check_complete(partial, have, size, etag, sha256)
     os.replace(partial, path)
     return path, size

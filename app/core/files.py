@@ -8,6 +8,7 @@ cannot be recorded. Deletes remove the row first, then the blob: a crash can lea
 unreferenced blob (gc's work), never a row without bytes.
 """
 
+import asyncio
 import contextlib
 import copy
 import functools
@@ -36,6 +37,10 @@ from app.metadata.store import MetadataStore
 from app.settings import DownloadPolicy, Settings
 
 log = logging.getLogger("filedock.files")
+HASH_PAGE = 100
+# Files hashed at once per process: a hash takes one core (1.7 GB/s here); more would only
+# take cores from the uploads still arriving.
+HASHES_AT_ONCE = 1
 # Records a file's row and, in the same transaction, the events that announce it.
 InsertFile = Callable[[FileRecord, Sequence[Event]], Awaitable[FileRecord]]
 T = TypeVar("T")
@@ -102,6 +107,9 @@ class FileService:
         self.blobs = blobs
         self._clock = clock
         self.project = project
+        # Shared with every `for_project` copy: the hashes this process runs after responses.
+        self._hashing: dict[str, asyncio.Task[bool]] = {}
+        self._hash_gate = asyncio.Semaphore(HASHES_AT_ONCE)
 
     def for_project(self, project: str) -> "FileService":
         """The same service, seeing only `project`'s files. Cheap: one per request."""
@@ -138,6 +146,9 @@ class FileService:
         of a plain insert (a completed Upload records its File and its own state in one
         transaction). The `file.created` event enters the webhook outbox in the row's
         transaction. On any failure the blob is removed again.
+
+        The row is committed without its SHA-256 as soon as the blob is durable; the hash is
+        computed right after, in the background (`hash_after_response`), and fills in the row.
         """
         if policy.purpose is None:
             raise ValueError("a file needs its purpose before it is recorded")
@@ -148,14 +159,57 @@ class FileService:
         try:
             if policy.content_check and staged.checked_purpose != policy.purpose:
                 await self._check_kept(record.blob_key, policy)  # the purpose came after the bytes
-            record.sha256 = staged.writer.sha256_hex()
-            return await self._insert_within_quota(record, insert or self.metadata.insert_file)
+            stored = await self._insert_within_quota(record, insert or self.metadata.insert_file)
         except OverQuota as exc:
             await self._delete_blob(record.blob_key)
             raise quota_exceeded(exc) from None
         except BaseException:
             await self._delete_blob(record.blob_key)
             raise
+        self.hash_after_response(stored)
+        return stored
+
+    def hash_after_response(self, record: FileRecord) -> None:
+        """Hash the file's blob in the background and record the digest. Reading the blob back
+        costs less than hashing on the way in: the upload no longer waits for a core to hash,
+        and on local disk the bytes are still in the page cache. Should this process stop
+        first, the row keeps no hash until a maintenance round's `hash_backlog`."""
+        task = asyncio.create_task(self._hash(record))
+        self._hashing[record.id] = task
+        task.add_done_callback(lambda _: self._hashing.pop(record.id, None))
+
+    async def hash_backlog(self) -> int:
+        """Hash every file whose hash is still unknown (its process stopped before it could),
+        except those this process is hashing now; how many were recorded. Another process may
+        hash the same file at the same time: both get the same digest, and the conditional
+        update records it once."""
+        hashed, after = 0, 0
+        while page := await self.metadata.unhashed_page(after, HASH_PAGE):
+            after = page[-1].seq
+            for record in page:
+                if record.id not in self._hashing and await self._hash(record):
+                    hashed += 1
+        return hashed
+
+    async def _hash(self, record: FileRecord) -> bool:
+        async with self._hash_gate:
+            try:
+                digest = await self.blobs.sha256(record.blob_key)
+                return await self.metadata.record_sha256(record.id, digest)
+            except BlobNotFound:  # deleted meanwhile; a row whose blob is missing is verify's
+                return False
+            except (BlobStoreError, StorageUnavailable) as exc:
+                log.warning(
+                    "could not hash file %s yet (the next maintenance round retries): %s", record.id, exc
+                )
+                return False
+
+    async def aclose(self) -> None:
+        """Stop the hashes still running: their rows stay unhashed until a maintenance round."""
+        tasks = list(self._hashing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _new_record(self, staged: Staged, policy: FilePolicy, new: NewFile) -> FileRecord:
         assert policy.purpose is not None
@@ -171,7 +225,7 @@ class FileService:
             status="processed",
             status_details=None,
             mime_type=new.mime_type or guess_mime_type(new.filename),
-            sha256="",  # known once the blob is kept
+            sha256=None,  # known after the response: see `hash_after_response`
             blob_key=staged.key,
             project=self.project,
         )
@@ -267,6 +321,7 @@ class FileService:
     async def sweep(self) -> "SweepReport":
         """Remove expired files, stale temporaries and old tombstones. Safe to run concurrently."""
         report = SweepReport(expired_files=await self._remove_expired())
+        report.hashed = await self.hash_backlog()
         await self.metadata.purge_tombstones(self.now() - self.settings.tombstone_retention_seconds)
         report.temporaries = await self.blobs.remove_stale_temporaries(self.settings.stale_temp_seconds)
         if report.temporaries:
@@ -317,6 +372,7 @@ class SweepReport:
     expired_files: int = 0
     temporaries: int = 0  # stale temporary blobs of abandoned uploads
     expired_uploads: int = 0
+    hashed: int = 0  # files left without their hash by a process that stopped, hashed now
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,7 +25,7 @@ class FileRecord:
     status: str
     status_details: str | None
     mime_type: str
-    sha256: str
+    sha256: str | None  # None until hashed, which happens after the upload's response
     blob_key: str
     project: str = DEFAULT_PROJECT
     seq: int = 0

@@ -3,8 +3,10 @@
 Three passes, each streaming in pages, so memory stays flat however many files there are:
 
 1. Every file row, in `seq` order (keyset pages): its blob must exist with the row's size and,
-   with `deep`, the row's SHA-256. A suspect row is looked up again before it is reported, so a
-   file a client deletes meanwhile is not taken for damage. Repair deletes the row as a client
+   with `deep`, the row's SHA-256. A suspect row is looked up again before it is reported, so
+   a file a client deletes meanwhile is not taken for damage. A row whose hash is not known yet
+   (hashing runs after the upload's response) gets it recorded by `deep`, as a maintenance
+   round would. Repair deletes the row as a client
    delete would (leaving a tombstone, so list cursors naming it still work) and its blob.
 2. Every Upload Part whose Upload is missing or finished: nothing will ever free it. Repair
    deletes its row and blob.
@@ -15,7 +17,6 @@ Three passes, each streaming in pages, so memory stays flat however many files t
 Safe while servers run, on SQLite and disk as on PostgreSQL and S3.
 """
 
-import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class VerifyReport:
     parts: int = 0  # stray Parts found
     blobs: int = 0  # blobs listed
     young_orphans: int = 0  # unnamed blobs younger than the grace: maybe uploads in flight
+    hashed: int = 0  # rows whose hash was not known yet, recorded by `deep`
     findings: dict[str, int] = field(default_factory=dict)
     unrepaired: int = 0
 
@@ -110,6 +112,9 @@ class Verifier:
             digest = await self._sha256(record.blob_key)
             if digest is None:
                 return "missing-blob", f"{where}: the blob is missing"
+            if record.sha256 is None:  # not hashed yet: nothing to compare, the digest is the hash
+                self.report.hashed += await self.files.metadata.record_sha256(record.id, digest)
+                return None
             if digest != record.sha256:
                 return (
                     "sha256-mismatch",
@@ -118,13 +123,10 @@ class Verifier:
         return None
 
     async def _sha256(self, key: str) -> str | None:
-        digest = hashlib.sha256()
         try:
-            async for chunk in await self.files.blobs.open(key):
-                digest.update(chunk)
+            return await self.files.blobs.sha256(key)
         except BlobNotFound:
             return None
-        return digest.hexdigest()
 
     async def _repair_row(self, record: FileRecord) -> bool:
         if not self.options.repair:

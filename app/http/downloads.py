@@ -1,6 +1,11 @@
 """Sending a file's bytes, the same for every dialect: HEAD, one byte range (206/416), a strong
 `ETag` with `If-None-Match` (304) and `If-Range`, and the blob itself.
 
+The `ETag` is the file's SHA-256, so it appears once the hash is known (right after the upload's
+response, see `FileService.hash_after_response`); until then a download carries no validator.
+A validator, once sent, never changes, since files never change: a client holding one can
+always use it. Without one, `If-Range` never matches and the whole file is sent.
+
 `BlobResponse` sends a local blob through the standard ASGI zero-copy send extension
 (`http.response.zerocopysend`) when the server offers it in `scope["extensions"]`: the bytes
 then go from the page cache to the socket without passing through Python. On any other ASGI
@@ -31,7 +36,7 @@ async def download_response(request: Request, record: FileRecord, files: FileSer
     """The file's bytes (or the part a Range asks for) as the answer to GET or HEAD."""
     headers = _download_headers(record)
     if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and if_none_match_hits(if_none_match, headers["etag"]):
+    if if_none_match is not None and if_none_match_hits(if_none_match, headers.get("etag")):
         return Response(status_code=304, headers=headers)
     byte_range = _requested_range(request, record)
     start, end = byte_range or (0, record.bytes)
@@ -47,12 +52,14 @@ async def download_response(request: Request, record: FileRecord, files: FileSer
 
 
 def _download_headers(record: FileRecord) -> dict[str, str]:
-    return {
+    headers = {
         "content-disposition": content_disposition(record.filename),
         "x-content-type-options": "nosniff",
         "accept-ranges": "bytes",
-        "etag": quoted_etag(record.sha256),
     }
+    if etag := quoted_etag(record.sha256):
+        headers["etag"] = etag
+    return headers
 
 
 def _requested_range(request: Request, record: FileRecord) -> tuple[int, int] | None:

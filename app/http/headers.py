@@ -102,18 +102,20 @@ def parse_range(value: str, size: int) -> tuple[int, int]:
     return start, size if not last else min(int(last) + 1, size)
 
 
-def quoted_etag(sha256: str) -> str:
-    """A strong ETag from the stored content hash: equal tags mean equal bytes."""
-    return f'"{sha256}"'
+def quoted_etag(sha256: str | None) -> str | None:
+    """A strong ETag from the stored content hash: equal tags mean equal bytes. None while the
+    hash is not known yet: no validator rather than one that would change."""
+    return f'"{sha256}"' if sha256 else None
 
 
-def if_none_match_hits(header: str, etag: str) -> bool:
-    """True when If-None-Match names our ETag or `*` (weak comparison, RFC 9110 §13.1.2)."""
+def if_none_match_hits(header: str, etag: str | None) -> bool:
+    """True when If-None-Match names our ETag or `*` (weak comparison, RFC 9110 §13.1.2);
+    with no ETag (not known yet) only `*` does."""
     tags = [tag.strip() for tag in header.split(",")]
-    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+    return "*" in tags or (etag is not None and any(tag.removeprefix("W/") == etag for tag in tags))
 
 
-def if_range_allows(header: str, etag: str) -> bool:
+def if_range_allows(header: str, etag: str | None) -> bool:
     """True when If-Range lets the Range through: only our exact strong ETag does; a date never
-    does, since we send no Last-Modified."""
-    return header.strip() == etag
+    does, since we send no Last-Modified, and nothing does while we have no ETag."""
+    return etag is not None and header.strip() == etag

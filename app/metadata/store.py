@@ -233,6 +233,26 @@ class MetadataStore:
             chosen = FileRow.seq.in_(expired.limit(limit).scalar_subquery())
             return await self._delete_where(connection, chosen, now=now, announce=announce)
 
+    async def record_sha256(self, file_id: str, sha256: str) -> bool:
+        """Fill in a file's hash once known; False if it was known already or the row is gone.
+        Conditional, so two processes hashing the same file both succeed harmlessly."""
+        statement = (
+            update(FileRow).where(FileRow.id == file_id, FileRow.sha256.is_(None)).values(sha256=sha256)
+        )
+        async with self._transaction() as connection:
+            return bool((await connection.execute(statement)).rowcount)
+
+    async def unhashed_page(self, after_seq: int, limit: int) -> list[FileRecord]:
+        """Up to `limit` rows of every project whose hash is not known yet, in `seq` order."""
+        query = (
+            select(*_FILE_COLUMNS)
+            .where(FileRow.sha256.is_(None), FileRow.seq > after_seq)
+            .order_by(FileRow.seq)
+            .limit(limit)
+        )
+        async with reading(self._engine) as connection:
+            return [_record(row) for row in (await connection.execute(query)).all()]
+
     async def purge_tombstones(self, before: int) -> None:
         async with self._transaction() as connection:
             await connection.execute(delete(FileTombstone).where(FileTombstone.deleted_at < before))

@@ -1,10 +1,11 @@
 """The SQL schema, the one source Alembic migrations are written from."""
 
-from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid; PostgreSQL gets BIGINT.
 SequenceKey = BigInteger().with_variant(Integer(), "sqlite")
+_UNHASHED = text("sha256 IS NULL")
 
 
 class Base(DeclarativeBase):
@@ -27,7 +28,7 @@ class FileRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     status_details: Mapped[str | None] = mapped_column(String(1024))
     mime_type: Mapped[str] = mapped_column(String(255))
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))  # NULL until hashed, after the response
     blob_key: Mapped[str] = mapped_column(String(128))
 
     __table_args__ = (
@@ -35,6 +36,8 @@ class FileRow(Base):
         Index("ix_files_project_purpose_created_at_seq", "project", "purpose", "created_at", "seq"),
         Index("ix_files_expires_at", "expires_at"),
         Index("ix_files_blob_key", "blob_key"),  # gc asks "does any row name this blob?"
+        # The rows still to hash, for the maintenance round's backlog: small, usually empty.
+        Index("ix_files_unhashed", "seq", sqlite_where=_UNHASHED, postgresql_where=_UNHASHED),
     )
 
 

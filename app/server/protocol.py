@@ -83,6 +83,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if self._unparsed_bytes > self.max_header_bytes:
                 self._refuse(431, self._too_large_message())
 
+    def on_body(self, body: bytes) -> None:
+        # uvicorn appends each body chunk to a bytearray and hands `bytes(bytearray)` to the app:
+        # two copies of every uploaded byte. Starting from empty `bytes` instead, `b"" + body`
+        # is `body` itself, and `bytes(body)` too: the chunk reaches the app as httptools made
+        # it. Chunks that pile up before the app reads still join, as bytes.
+        if self.cycle is not None and not self.cycle.body:
+            self.cycle.body = b""  # type: ignore[assignment]
+        super().on_body(body)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = self._unparsed_bytes = 0

@@ -38,7 +38,7 @@ def record(
 ) -> FileRecord:
     return FileRecord(
         id=file_id, filename="a.txt", purpose="user_data", bytes=size, created_at=1000, expires_at=expires_at,
-        status="processed", status_details=None, mime_type="text/plain", sha256="", blob_key=blob_key,
+        status="processed", status_details=None, mime_type="text/plain", sha256=None, blob_key=blob_key,
         project=project,
     )  # fmt: skip
 
@@ -54,6 +54,17 @@ def test_migrations_upgrade_downgrade_upgrade_and_match_the_tables(database_url:
 async def test_referenced_blob_keys_names_only_keys_rows_hold(engine: AsyncEngine) -> None:
     await MetadataStore(engine).insert_file(record("file-a", "keyA"))
     assert await referenced_blob_keys(engine, ["keyA", "keyB"]) == {"keyA"}
+
+
+async def test_a_files_hash_is_recorded_once_by_concurrent_hashers(engine: AsyncEngine) -> None:
+    store = MetadataStore(engine)
+    await store.insert_file(record("file-h", "keyH"))
+    assert [r.id for r in await store.unhashed_page(0, 10)] == ["file-h"]
+    won = await asyncio.gather(*(store.record_sha256("file-h", "ab" * 32) for _ in range(4)))
+    assert sorted(won) == [False, False, False, True]
+    assert await store.unhashed_page(0, 10) == []
+    stored = await store.get_file("default", "file-h", 2000)
+    assert stored is not None and stored.sha256 == "ab" * 32
 
 
 async def test_expired_rows_are_taken_once(engine: AsyncEngine) -> None:

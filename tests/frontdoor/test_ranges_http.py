@@ -7,15 +7,18 @@ import httpx
 import openai
 import pytest
 
-from tests.servers import FileDockServer
+from tests.servers import FileDockServer, wait_until
 
 PAYLOAD = os.urandom(1000)
 
 
 @pytest.fixture(scope="module")
 def file_id(server: FileDockServer) -> str:
+    """A file whose hash, and so its ETag, is known: it is computed just after the upload."""
     with openai.OpenAI(base_url=server.openai_url, api_key="k", max_retries=0) as client:
-        return client.files.create(file=("r.bin", PAYLOAD), purpose="user_data").id
+        created = client.files.create(file=("r.bin", PAYLOAD), purpose="user_data").id
+    assert wait_until(lambda: "etag" in httpx.head(f"{server.openai_url}/files/{created}/content").headers)
+    return created
 
 
 @pytest.fixture

@@ -82,3 +82,17 @@ def test_if_range_allows_our_exact_etag() -> None:
 @pytest.mark.parametrize("header", [f"W/{ETAG}", '"other"', "Wed, 21 Oct 2015 07:28:00 GMT"])
 def test_if_range_refuses_weak_tags_other_tags_and_dates(header: str) -> None:
     assert not if_range_allows(header, ETAG)
+
+
+def test_no_etag_while_the_hash_is_unknown() -> None:
+    assert quoted_etag(None) is None
+
+
+@pytest.mark.parametrize("header", [ETAG, '""', "*"])
+def test_if_range_refuses_everything_without_an_etag(header: str) -> None:
+    assert not if_range_allows(header, None)
+
+
+def test_if_none_match_without_an_etag_hits_only_the_star() -> None:
+    assert if_none_match_hits("*", None)
+    assert not if_none_match_hits(ETAG, None)

@@ -27,6 +27,7 @@ HOOKS = {
     "on_url": ["self", "url"],
     "on_header": ["self", "name", "value"],
     "on_headers_complete": ["self"],
+    "on_body": ["self", "body"],
     "on_response_complete": ["self"],
     "send_400_response": ["self", "msg"],
     "_start_asgi_task": ["self", "cycle", "app"],
@@ -103,6 +104,10 @@ def test_uvicorn_calls_the_hooks_where_we_rely_on_it() -> None:
     assert re.search(
         r"self\.response_complete = True.*?self\.on_response\(\)", source_of(RequestResponseCycle.send), re.S
     )
+    # A body chunk is appended to cycle.body with +=, and receive hands bytes(cycle.body) on
+    # and starts a new one: so an empty bytes body passes chunks through uncopied.
+    assert "self.cycle.body += body" in source_of(HttpToolsProtocol.on_body)
+    assert '"body": bytes(self.body)' in source_of(RequestResponseCycle.receive)
     # A request's body is whole once on_message_complete clears more_body.
     assert "self.cycle.more_body = False" in source_of(HttpToolsProtocol.on_message_complete)
 
