@@ -272,7 +272,9 @@ def _list_query(*, filter_purpose: bool, paged: bool, order: Order) -> Select[An
         # scan, so the comparison still bounds the index scan.
         position = _CURSOR_POSITION.cte("position")
         key = tuple_(FileRow.created_at, FileRow.seq)
-        bound = tuple_(*(select(column).scalar_subquery() for column in position.c))
+        after_created_at = select(position.c.created_at).scalar_subquery()
+        after_seq = select(position.c.seq).scalar_subquery()
+        bound = tuple_(after_created_at, after_seq)
         query = query.where(key < bound if order == "desc" else key > bound)
     sort = (FileRow.created_at, FileRow.seq)
     query = query.order_by(*(k.desc() if order == "desc" else k.asc() for k in sort))
