@@ -11,7 +11,7 @@ from app.core.uploads import UploadService
 from app.core.webhooks import WebhookDeliverer, WebhookService
 from app.http.outbound import WebhookSender
 from app.metadata.batches_store import BatchStore
-from app.metadata.engine import create_engine
+from app.metadata.engine import create_engine, dispose
 from app.metadata.keys_store import KeyStore
 from app.metadata.maintenance_store import MaintenanceStore
 from app.metadata.migrate import upgrade_to_head_async
@@ -75,4 +75,4 @@ async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
         finally:
             await blobs.aclose()
     finally:
-        await engine.dispose()
+        await dispose(engine)

@@ -3,19 +3,38 @@ once on SQLite (the embedded default) and once on PostgreSQL (the scale-out data
 
 The rows are seeded straight into the database the server created and migrated, through the
 app's own table and engine; no blobs are needed because nothing here is downloaded.
+
+While working on one backend, run only its half and print the rows, docs untouched:
+
+    .venv/bin/python -m bench.metadata postgres [--server /work/main/.venv/bin/filedock]
+
+`--server` measures another tree's `filedock` the same way, for an interleaved A/B.
 """
 
+import argparse
 import asyncio
 import random
 import re
 import subprocess
+from pathlib import Path
 
 from sqlalchemy import insert
 
 from app.core import ids
 from app.metadata.engine import create_engine
 from app.metadata.tables import FileRow
-from bench.common import OUT, Row, RssSampler, filedock, postgres_database, psql, rss_row
+from bench import common
+from bench.common import (
+    OUT,
+    Row,
+    RssSampler,
+    ensure_tools,
+    filedock,
+    format_table,
+    postgres_database,
+    psql,
+    rss_row,
+)
 
 FILES = 100_000
 BATCH = 5_000
@@ -135,5 +154,22 @@ def run_postgres() -> list[Row]:
         return measure("PostgreSQL", server.url, server.pid, file_ids)
 
 
+HALVES = {"sqlite": run_sqlite, "postgres": run_postgres}
+
+
 def run() -> list[Row]:
     return run_sqlite() + run_postgres()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="One backend's metadata rows, printed only.")
+    parser.add_argument("backend", choices=sorted(HALVES))
+    parser.add_argument("--server", type=Path, default=common.FILEDOCK_BIN, help="the filedock to measure")
+    args = parser.parse_args()
+    common.FILEDOCK_BIN = args.server
+    ensure_tools()
+    print(format_table(HALVES[args.backend]()))
+
+
+if __name__ == "__main__":
+    main()

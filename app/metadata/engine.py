@@ -1,15 +1,19 @@
-"""The async engine (SQLite pragmas, PostgreSQL pool settings) and the reader of hot-path queries."""
+"""The async engine (SQLite pragmas, PostgreSQL pool settings) and the readers of hot-path queries."""
 
 import contextlib
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import event
+import asyncpg
+from sqlalchemy import Dialect, event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from app.core.errors import StorageUnavailable
@@ -26,7 +30,7 @@ def create_engine(database_url: str, *, durable: bool = True, timeout_seconds: f
         synchronous = "FULL" if durable else "NORMAL"
         event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, synchronous=synchronous))
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         database_url,
         pool_size=10,
         max_overflow=10,
@@ -35,8 +39,23 @@ def create_engine(database_url: str, *, durable: bool = True, timeout_seconds: f
         pool_pre_ping=False,
         pool_timeout=timeout_seconds,
         pool_recycle=1800,
-        connect_args={"timeout": min(timeout_seconds, 10), "command_timeout": timeout_seconds},
+        connect_args=_asyncpg_timeouts(timeout_seconds),
     )
+    if engine.dialect.driver == "asyncpg":
+        _readers[engine] = AsyncpgReader(engine, timeout_seconds)
+    return engine
+
+
+def _asyncpg_timeouts(timeout_seconds: float) -> dict[str, float]:
+    return {"timeout": min(timeout_seconds, 10), "command_timeout": timeout_seconds}
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close the engine's pool and its hot-path reader's connections."""
+    reader = _readers.pop(engine, None)
+    if reader is not None:
+        await reader.close()
+    await engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous: str) -> None:
@@ -50,28 +69,133 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous: str) ->
     cursor.close()
 
 
+Rows = Sequence[Sequence[Any]]
+
+
 class Reader(Protocol):
     """Runs one read-only statement and returns its rows as tuples."""
 
-    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]: ...
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows: ...
+
+    async def close(self) -> None: ...
+
+
+# One reader per engine, shared by every store on it, so a process holds one read pool.
+_readers: "weakref.WeakKeyDictionary[AsyncEngine, Reader]" = weakref.WeakKeyDictionary()
 
 
 def reader_for(engine: AsyncEngine) -> Reader:
+    reader = _readers.get(engine)
+    if reader is None:
+        reader = _readers[engine] = _new_reader(engine)
+    return reader
+
+
+def _new_reader(engine: AsyncEngine) -> Reader:
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         return InlineSqliteReader(str(engine.url.database))
     return EngineReader(engine)
 
 
 class EngineReader:
-    """Reads through the async engine (PostgreSQL): the driver never blocks the event loop."""
+    """Reads through the async engine: an in-memory SQLite database, which only it can open, or
+    an engine made without `create_engine`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows:
         with database_errors():
             async with self._engine.connect() as connection:
                 return (await connection.execute(statement, params)).all()
+
+    async def close(self) -> None:
+        pass  # the engine's own pool
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement compiled once: its SQL, the order of its parameters, the values it carries
+    itself (such as a `LIMIT 1`). The statement is kept so its id can never be reused."""
+
+    statement: Executable
+    sql: str
+    positions: tuple[str, ...]
+    constants: dict[str, Any]
+
+
+def _compile(cache: dict[int, _Compiled], statement: Executable, dialect: Dialect) -> _Compiled:
+    # Statements are built once at import time, so their id is a stable cache key.
+    compiled = cache.get(id(statement))
+    if compiled is None:
+        assert isinstance(statement, ClauseElement)
+        sql = statement.compile(dialect=dialect)
+        assert isinstance(sql, SQLCompiler)
+        constants = {name: value for name, value in sql.params.items() if value is not None}
+        compiled = _Compiled(statement, str(sql), tuple(sql.positiontup or ()), constants)
+        cache[id(statement)] = compiled
+    return compiled
+
+
+class AsyncpgReader:
+    """Reads PostgreSQL through a small asyncpg pool of its own, outside SQLAlchemy.
+
+    Through the engine, a read cost three round trips (BEGIN, the query, the pool's ROLLBACK),
+    a greenlet switch per step and SQLAlchemy's result processing: about 0.3 ms of CPU against
+    0.06 ms here. Each statement runs on its own in autocommit, a READ COMMITTED snapshot taken
+    when it starts, so it sees every commit acknowledged before it, as a read transaction did.
+    asyncpg prepares each statement once per connection and reuses it.
+    """
+
+    def __init__(self, engine: AsyncEngine, timeout_seconds: float) -> None:
+        self._dialect = engine.dialect
+        connect_args = engine.dialect.create_connect_args(engine.url)[1]  # host, user, ssl…
+        self._connect_args: dict[str, Any] = {**connect_args, **_asyncpg_timeouts(timeout_seconds)}
+        self._timeout = timeout_seconds
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._compiled: dict[int, _Compiled] = {}
+
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows:
+        compiled = _compile(self._compiled, statement, self._dialect)
+        values = {**compiled.constants, **params}
+        with database_errors():
+            pool = self._pool or await self._open()
+            try:
+                async with pool.acquire(timeout=self._timeout) as connection:
+                    rows = await connection.fetch(compiled.sql, *(values[n] for n in compiled.positions))
+                    return cast(Rows, rows)  # a Record indexes and iterates like a tuple
+            except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, ConnectionError):
+                # A PostgreSQL restart kills every connection: drop them all at once rather
+                # than fail one request per dead connection (the engine's pool does the same).
+                await pool.expire_connections()
+                raise
+
+    async def _open(self) -> "asyncpg.Pool[asyncpg.Record]":
+        pool = await asyncpg.create_pool(
+            **self._connect_args,
+            min_size=1,
+            max_size=READ_POOL_SIZE,
+            max_inactive_connection_lifetime=300,
+            reset=_keep_session,
+        )
+        if self._pool is not None:  # another request opened one meanwhile
+            await pool.close()
+            return self._pool
+        self._pool = pool
+        return pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def _keep_session(_connection: "asyncpg.Connection[asyncpg.Record]") -> None:
+    """Skip asyncpg's reset on release (`RESET ALL`, `UNLISTEN *`…, one more round trip): the
+    reads change no session state and leave no transaction open."""
+
+
+READ_POOL_SIZE = 10  # per process: 8 clients per worker keep about as many connections busy
 
 
 class InlineSqliteReader:
@@ -88,29 +212,22 @@ class InlineSqliteReader:
         self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._connection.execute("PRAGMA query_only=ON")
         self._connection.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
-        self._compiled: dict[int, tuple[Executable, str, dict[str, Any]]] = {}
+        self._compiled: dict[int, _Compiled] = {}
 
-    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
-        sql, constants = self._compile(statement)
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows:
+        compiled = _compile(self._compiled, statement, _NAMED_SQLITE)
         with database_errors():
-            return self._connection.execute(sql, {**constants, **params}).fetchall()
+            return self._connection.execute(compiled.sql, {**compiled.constants, **params}).fetchall()
 
-    def _compile(self, statement: Executable) -> tuple[str, dict[str, Any]]:
-        """The SQL text, and the values the statement carries itself (such as a `LIMIT 1`)."""
-        # Statements are built once at import time, so their id is a stable cache key; the
-        # statement is kept alongside so the id can never be reused by another object.
-        cached = self._compiled.get(id(statement))
-        if cached is None:
-            assert isinstance(statement, ClauseElement)
-            compiled = statement.compile(dialect=_NAMED_SQLITE)
-            constants = {name: value for name, value in compiled.params.items() if value is not None}
-            cached = (statement, str(compiled), constants)
-            self._compiled[id(statement)] = cached
-        return cached[1], cached[2]
+    async def close(self) -> None:
+        self._connection.close()
 
 
 INLINE_BUSY_TIMEOUT_MS = 200
 _NAMED_SQLITE = sqlite_dialect.dialect(paramstyle="named")
+
+
+_ASYNCPG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)  # `AsyncpgReader`'s, raised unwrapped
 
 
 @contextlib.contextmanager
@@ -118,7 +235,7 @@ def database_errors() -> Iterator[None]:
     """Database failures become `StorageUnavailable` here and only here."""
     try:
         yield
-    except (OperationalError, DBAPIError, OSError, sqlite3.Error) as exc:
+    except (OperationalError, DBAPIError, OSError, sqlite3.Error, *_ASYNCPG_ERRORS) as exc:
         raise StorageUnavailable("The metadata database is unavailable. Please retry.") from exc
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 import app
-from app.metadata.engine import create_engine, reading
+from app.metadata.engine import create_engine, dispose, reading
 
 DISTRIBUTION = "filedock"
 INSTALLED_ENV_PY = ("share", "filedock", "migrations", "env.py")
@@ -79,7 +79,7 @@ async def migration_state(database_url: str) -> tuple[str | None, str | None, fl
             if engine.dialect.name == "postgresql":
                 clock = (await connection.execute(select(func.now()))).scalar_one().timestamp()
     finally:
-        await engine.dispose()
+        await dispose(engine)
     return current, head, clock
 
 

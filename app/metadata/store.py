@@ -136,10 +136,10 @@ _GET_LIVE_FILE = select(*_FILE_COLUMNS).where(
 )
 _CURSOR_POSITION = (
     select(FileRow.created_at, FileRow.seq)
-    .where(FileRow.id == bindparam("file_id"), FileRow.project == bindparam("project"))
+    .where(FileRow.id == bindparam("after"), FileRow.project == bindparam("project"))
     .union_all(
         select(FileTombstone.created_at, FileTombstone.seq).where(
-            FileTombstone.id == bindparam("file_id"), FileTombstone.project == bindparam("project")
+            FileTombstone.id == bindparam("after"), FileTombstone.project == bindparam("project")
         )
     )
     .limit(1)
@@ -173,17 +173,16 @@ class MetadataStore:
         self, project: str, *, purpose: str | None, after: str | None, limit: int, order: Order, now: int
     ) -> tuple[list[FileRecord], bool]:
         """One page in `(created_at, seq)` order and whether more follow."""
-        params: dict[str, object] = {"project": project, "now": now, "purpose": purpose, "limit": limit + 1}
-        if after is not None:
-            position = await self._position(project, after)
-            params.update(after_created_at=position.created_at, after_seq=position.seq)
+        params = {"project": project, "now": now, "purpose": purpose, "after": after, "limit": limit + 1}
         query = _list_query(filter_purpose=purpose is not None, paged=after is not None, order=order)
         rows = await self._reader.rows(query, params)
+        if not rows and after is not None:
+            await self._position(project, after)  # an empty page, or a cursor that names no file
         return [_record(r) for r in rows[:limit]], len(rows) > limit
 
     async def _position(self, project: str, file_id: str) -> Position:
         """Where a live or deleted file sits in list order; positions never change."""
-        rows = await self._reader.rows(_CURSOR_POSITION, {"file_id": file_id, "project": project})
+        rows = await self._reader.rows(_CURSOR_POSITION, {"after": file_id, "project": project})
         if not rows:
             raise CursorNotFound(file_id)
         return Position(*rows[0])
@@ -288,8 +287,14 @@ def _list_query(*, filter_purpose: bool, paged: bool, order: Order) -> Select[An
     if filter_purpose:
         query = query.where(FileRow.purpose == bindparam("purpose"))
     if paged:
+        # The cursor's position is looked up in the same statement (one round trip, one
+        # snapshot). Each half is a scalar subquery, which PostgreSQL runs once, before the
+        # scan, so the comparison still bounds the index scan.
+        position = _CURSOR_POSITION.cte("position")
         key = tuple_(FileRow.created_at, FileRow.seq)
-        bound = tuple_(bindparam("after_created_at"), bindparam("after_seq"))
+        after_created_at = select(position.c.created_at).scalar_subquery()
+        after_seq = select(position.c.seq).scalar_subquery()
+        bound = tuple_(after_created_at, after_seq)
         query = query.where(key < bound if order == "desc" else key > bound)
     sort = (FileRow.created_at, FileRow.seq)
     query = query.order_by(*(k.desc() if order == "desc" else k.asc() for k in sort))

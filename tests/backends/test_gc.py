@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.blobs.local import LocalBlobStore
 from app.core.maintenance import collect_garbage
 from app.core.records import FileRecord
-from app.metadata.engine import create_engine
+from app.metadata.engine import create_engine, dispose
 from app.metadata.maintenance_store import MaintenanceStore
 from app.metadata.migrate import upgrade_to_head_async
 from app.metadata.store import MetadataStore
@@ -22,7 +22,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await upgrade_to_head_async(url)
     engine = create_engine(url, durable=False)
     yield engine
-    await engine.dispose()
+    await dispose(engine)
 
 
 async def put(blobs: LocalBlobStore, key: str) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.errors import CursorNotFound, OverQuota
 from app.core.records import FileRecord, Quota
-from app.metadata.engine import create_engine
+from app.metadata.engine import create_engine, dispose
 from app.metadata.maintenance_store import exclusive_round, referenced_blob_keys
 from app.metadata.migrate import alembic_config, upgrade_to_head_async
 from app.metadata.store import MetadataStore
@@ -30,7 +30,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await upgrade_to_head_async(database_url)
     engine = create_engine(database_url, durable=False, timeout_seconds=10)
     yield engine
-    await engine.dispose()
+    await dispose(engine)
 
 
 def record(

@@ -285,6 +285,13 @@ def test_list_empty_page_has_null_first_and_last_ids(http: httpx.Client) -> None
     assert page == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
 
 
+def test_list_after_the_last_file_is_an_empty_page_not_a_404(http: httpx.Client) -> None:
+    newest = create(http)
+    response = http.get("/files", params={"after": newest["id"], "order": "asc"})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == []
+
+
 # --- downloads ------------------------------------------------------------------------------------
 
 
