@@ -31,6 +31,11 @@ class BlobInfo:
 class BlobWriter(Protocol):
     async def write(self, data: bytes) -> None: ...
 
+    def sha256_hex(self) -> str | None:
+        """The SHA-256 of everything written, when the writer hashes the bytes as they pass (once
+        `commit` has returned); None when the store leaves it to `BlobStore.sha256`, after the
+        response."""
+
     async def commit(self, key: str) -> None:
         """Make the written bytes visible under `key`, durably."""
 

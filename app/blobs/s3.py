@@ -71,12 +71,16 @@ class S3BlobWriter:
         self._store = store
         self._key = key
         self._buffer = bytearray()
+        # Hashed on the way: reading the object back after the response would send every byte
+        # across the network (and through the S3 server) a second time.
+        self._sha256 = hashlib.sha256()
         self._queue: asyncio.Queue[bytes | bytearray] = asyncio.Queue(QUEUED_CHUNKS)
         self._upload: asyncio.Task[Any] | None = None
 
     async def write(self, data: bytes) -> None:
         if not data:
             return
+        self._sha256.update(data)
         if self._upload is None:
             self._buffer += data
             if len(self._buffer) >= PART_BYTES:
@@ -85,6 +89,9 @@ class S3BlobWriter:
                 self._upload.add_done_callback(_retrieve)
             return
         await self._send(data)
+
+    def sha256_hex(self) -> str:
+        return self._sha256.hexdigest()
 
     async def commit(self, key: str) -> None:
         if key != self._key:

@@ -147,8 +147,9 @@ class FileService:
         transaction). The `file.created` event enters the webhook outbox in the row's
         transaction. On any failure the blob is removed again.
 
-        The row is committed without its SHA-256 as soon as the blob is durable; the hash is
-        computed right after, in the background (`hash_after_response`), and fills in the row.
+        The row is committed as soon as the blob is durable. When the blob writer did not hash
+        the bytes on the way (local disk), the row has no SHA-256 yet: it is computed right
+        after, in the background (`hash_after_response`), and fills in the row.
         """
         if policy.purpose is None:
             raise ValueError("a file needs its purpose before it is recorded")
@@ -159,6 +160,7 @@ class FileService:
         try:
             if policy.content_check and staged.checked_purpose != policy.purpose:
                 await self._check_kept(record.blob_key, policy)  # the purpose came after the bytes
+            record.sha256 = staged.writer.sha256_hex()  # None: hashed after the response
             stored = await self._insert_within_quota(record, insert or self.metadata.insert_file)
         except OverQuota as exc:
             await self._delete_blob(record.blob_key)
@@ -166,7 +168,8 @@ class FileService:
         except BaseException:
             await self._delete_blob(record.blob_key)
             raise
-        self.hash_after_response(stored)
+        if stored.sha256 is None:
+            self.hash_after_response(stored)
         return stored
 
     def hash_after_response(self, record: FileRecord) -> None:
@@ -225,7 +228,7 @@ class FileService:
             status="processed",
             status_details=None,
             mime_type=new.mime_type or guess_mime_type(new.filename),
-            sha256=None,  # known after the response: see `hash_after_response`
+            sha256=None,  # from the writer, or after the response: see `commit_file`
             blob_key=staged.key,
             project=self.project,
         )
