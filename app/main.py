@@ -37,18 +37,19 @@ from app.http.operations import operations_router
 from app.metrics import RequestMetrics, UsageCache, observe_round
 from app.settings import Settings
 from app.stores import Stores, open_stores
-from app.upstream import HttpUpstream
 
 log = logging.getLogger("filedock")
 OPENAI_PREFIXES = ("/v1", "/openai/v1")
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
+    """`migrate`: bring the database to the newest schema as the app starts; `filedock serve`'s
+    workers skip it, since its start-up check has done it (`open_stores`)."""
     app = FastAPI(
         title="FileDock",
         version=__version__,
         summary="The OpenAI Files API, self-hosted.",
-        lifespan=lambda app: _lifespan(app, settings),
+        lifespan=lambda app: _lifespan(app, settings, migrate),
     )
     for prefix in OPENAI_PREFIXES:
         app.include_router(openai_files_router, prefix=prefix, tags=[f"OpenAI ({prefix})"])
@@ -77,8 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    async with open_stores(settings) as stores:
+async def _lifespan(app: FastAPI, settings: Settings, migrate: bool) -> AsyncIterator[None]:
+    async with open_stores(settings, migrate=migrate) as stores:
         await stores.files.check_ready()
         app.state.service = stores.files
         app.state.uploads = stores.uploads
@@ -111,6 +112,8 @@ async def _batch_runner(app: FastAPI, settings: Settings, stores: Stores) -> Asy
         app.state.batches = BatchService(stores.files, stores.batches)
         yield
         return
+    from app.upstream import HttpUpstream  # httpx: only where batches run
+
     upstream = HttpUpstream(settings)
     runner = BatchRunner(
         stores.files,
