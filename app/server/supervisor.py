@@ -26,7 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from app.logs import LogFormat, logging_config
 
@@ -37,8 +37,7 @@ BACKLOG = 2048  # uvicorn's default
 log = logging.getLogger("filedock.server")
 
 
-@dataclass(frozen=True)
-class SupervisorConfig:
+class SupervisorConfig(NamedTuple):  # not a dataclass: `dataclasses` imports `inspect`, 1 MiB
     host: str
     port: int
     workers: int
@@ -48,7 +47,7 @@ class SupervisorConfig:
     metrics_dir: str | None = None  # prometheus-client's multiprocess directory, if any
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(self._asdict())
 
     @classmethod
     def from_json(cls, text: str) -> "SupervisorConfig":
