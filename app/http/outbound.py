@@ -24,7 +24,7 @@ MAX_ERROR_CHARS = 500
 class WebhookSender:
     """Implements `app.core.webhooks.Sender` with httpx, imported when the first webhook is sent:
     every server process has a sender, few send, and httpx (with the rich and pygments its
-    command line pulls in where they are installed) costs a process 4-6 MiB."""
+    command line pulls in where they are installed) costs a process 4 MiB."""
 
     def __init__(self, *, timeout_seconds: float, allow_private: bool) -> None:
         self._timeout_seconds = timeout_seconds
