@@ -56,6 +56,17 @@ def test_a_worker_that_dies_is_replaced(make_server: Callable[..., FileDockServe
     assert all(httpx.get(f"{server.url}/healthz").status_code == 200 for _ in range(6))
 
 
+def test_sighup_replaces_every_worker(make_server: Callable[..., FileDockServer]) -> None:
+    server = make_server(workers="2")
+    assert server.process is not None
+    supervisor = server.process.pid
+    old = set(children(supervisor))
+    os.kill(supervisor, signal.SIGHUP)
+    assert wait_until(lambda: len(children(supervisor)) == 2 and not old & set(children(supervisor)), 60)
+    assert server.process.poll() is None
+    assert wait_until(lambda: _healthy(server.port), 30)
+
+
 def test_sigterm_stops_every_worker_gracefully(make_server: Callable[..., FileDockServer]) -> None:
     server = make_server(workers="2", log_level="info")
     assert server.process is not None
