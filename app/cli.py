@@ -2,6 +2,7 @@
 running server, in `app.client`). The only code that reads the environment."""
 
 import asyncio
+import importlib
 import json
 import logging
 import logging.config
@@ -16,7 +17,6 @@ import click
 from pydantic import ValidationError
 
 from app import __version__
-from app.client.commands import files
 from app.client.options import BYTE_SIZE
 from app.settings import Settings
 
@@ -27,7 +27,8 @@ T = TypeVar("T")
 def app_from_environment() -> Any:
     """The ASGI app for each server worker process, configured from `FILEDOCK_*` variables; the
     worker's HTTP protocol gets its limits and shutdown grace from the same settings, before any
-    connection."""
+    connection. The start-up check (`preflight`) has migrated the database: workers never import
+    Alembic."""
     from app.main import create_app
     from app.server import shutdown
     from app.server.protocol import HeaderLimits, configure
@@ -35,7 +36,26 @@ def app_from_environment() -> Any:
     settings = Settings()
     configure(HeaderLimits(settings.max_header_bytes, settings.header_timeout_seconds))
     shutdown.configure(settings.shutdown_grace_seconds)
-    return create_app(settings)
+    return create_app(settings, migrate=False)
+
+
+class _LazyGroup(click.Group):
+    """A group whose listed subcommands are imported when run (click's documented pattern): a
+    server process never imports `filedock files`' HTTP client (httpx, tqdm)."""
+
+    def __init__(self, *args: Any, lazy_subcommands: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_subcommands = lazy_subcommands  # name: "module:attribute"
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_subcommands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy_subcommands:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = self.lazy_subcommands[cmd_name].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -60,7 +80,11 @@ def _make_data_dir(settings: Settings) -> None:
         raise click.ClickException(f"cannot create the data directory {settings.data_dir}: {exc}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_LazyGroup,
+    lazy_subcommands={"files": "app.client.commands:files"},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="filedock")
 def main() -> None:
     """FileDock: a self-hosted server for the OpenAI Files API.
@@ -97,13 +121,13 @@ def serve(
         raise click.ClickException(f"the start-up check was killed by signal {-preflight.returncode}")
     if preflight.returncode != 0:
         sys.exit(preflight.returncode)
-    _fresh_metrics_dir(settings)
+    metrics_dir = _fresh_metrics_dir(settings)
     from app.server.run import serve as run_server
 
-    run_server(settings, APP_FACTORY)
+    run_server(settings, APP_FACTORY, [sys.executable, "-m", "app.cli", "worker"], metrics_dir)
 
 
-def _fresh_metrics_dir(settings: Settings) -> None:
+def _fresh_metrics_dir(settings: Settings) -> Path:
     """Workers count into files under `<data_dir>/.metrics`, emptied at each start, so that a
     scrape of any one of them reports the sums of all (prometheus-client's multiprocess mode)."""
     import shutil
@@ -112,6 +136,16 @@ def _fresh_metrics_dir(settings: Settings) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
+
+
+@main.command(hidden=True)
+@click.option("--fd", type=int, required=True, help="The listening socket, inherited.")
+def worker(fd: int) -> None:
+    """One worker process of `serve`, started by its supervisor (app/server/supervisor.py)."""
+    from app.server.run import serve_worker
+
+    serve_worker(_settings(), APP_FACTORY, fd)
 
 
 @main.command()
@@ -515,8 +549,6 @@ def _export(settings: Settings) -> None:
     ):
         os.environ[f"FILEDOCK_{name.upper()}"] = str(getattr(settings, name))
 
-
-main.add_command(files)
 
 if __name__ == "__main__":
     main()

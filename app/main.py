@@ -40,18 +40,19 @@ from app.http.shutdown import EndAtShutdown
 from app.metrics import RequestMetrics, UsageCache, observe_round
 from app.settings import Settings
 from app.stores import Stores, open_stores
-from app.upstream import HttpUpstream
 
 log = logging.getLogger("filedock")
 OPENAI_PREFIXES = ("/v1", "/openai/v1")
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
+    """`migrate`: bring the database to the newest schema as the app starts; `filedock serve`'s
+    workers skip it, since its start-up check has done it (`open_stores`)."""
     app = FastAPI(
         title="FileDock",
         version=__version__,
         summary="The OpenAI Files API, self-hosted.",
-        lifespan=lambda app: _lifespan(app, settings),
+        lifespan=lambda app: _lifespan(app, settings, migrate),
         docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: app.http.docs serves it instead
         redoc_url=None,
         telemetry=TELEMETRY_OFF,
@@ -94,8 +95,8 @@ def _add_access_log(app: FastAPI, settings: Settings, metrics: RequestMetrics | 
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    async with open_stores(settings) as stores:
+async def _lifespan(app: FastAPI, settings: Settings, migrate: bool) -> AsyncIterator[None]:
+    async with open_stores(settings, migrate=migrate) as stores:
         await stores.files.check_ready()
         app.state.service = stores.files
         app.state.uploads = stores.uploads
@@ -132,6 +133,8 @@ async def _batch_runner(app: FastAPI, settings: Settings, stores: Stores) -> Asy
         app.state.batches = BatchService(stores.files, stores.batches)
         yield
         return
+    from app.upstream import HttpUpstream  # httpx: only where batches run
+
     upstream = HttpUpstream(settings)
     runner = BatchRunner(
         stores.files,

@@ -13,7 +13,6 @@ every `USAGE_TTL_SECONDS`.
 import asyncio
 import bisect
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -29,8 +28,6 @@ from app.http.access_log import Exchange
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 USAGE_TTL_SECONDS = 15.0
-# The file of one process's live gauges, as prometheus-client names it.
-_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _UPPER_BOUNDS = (*_BUCKETS, float("inf"))
 FLUSH_SECONDS = 1.0  # how far behind a scrape of one worker may be on another's requests
@@ -209,9 +206,7 @@ def exposition(usage: Iterable[ProjectUsage]) -> bytes:
     """The text a scrape gets: every process's counters (multiprocess mode) or this one's, and
     the projects' usage."""
     registry = CollectorRegistry()
-    directory = os.environ.get(MULTIPROC_DIR_VARIABLE)
-    if directory:
-        forget_dead_workers(directory)
+    if os.environ.get(MULTIPROC_DIR_VARIABLE):
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         for collector in (REQUESTS, DURATION, RECEIVED, SENT, HANGUPS, UPLOADS_IN_PROGRESS):
@@ -220,24 +215,3 @@ def exposition(usage: Iterable[ProjectUsage]) -> bytes:
             registry.register(collector)
     registry.register(_UsageCollector(usage))
     return generate_latest(registry)
-
-
-def forget_dead_workers(directory: str) -> None:
-    """Drop the live gauges (`filedock_uploads_in_progress`) of workers that are gone. A worker
-    killed mid-request (out of memory, SIGKILL) never took its uploads back, and its file would
-    count them for ever; whoever scrapes next notices the process is gone. Counters stay: what a
-    dead worker counted did happen."""
-    for name in os.listdir(directory):
-        match = _LIVE_GAUGE_FILE.fullmatch(name)
-        if match is not None and not _is_running(int(match[1])):
-            multiprocess.mark_process_dead(int(match[1]), directory)  # type: ignore[no-untyped-call]
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # no signal is sent: only whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, as another user's
-    return True

@@ -14,7 +14,6 @@ from app.metadata.batches_store import BatchStore
 from app.metadata.engine import create_engine, dispose
 from app.metadata.keys_store import KeyStore
 from app.metadata.maintenance_store import MaintenanceStore
-from app.metadata.migrate import upgrade_to_head_async
 from app.metadata.store import MetadataStore
 from app.metadata.uploads_store import UploadStore
 from app.metadata.webhooks_store import WebhookStore
@@ -41,10 +40,14 @@ class Stores:
 
 
 @contextlib.asynccontextmanager
-async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
-    """Migrate the database to the newest schema, open both stores, and close them on exit."""
+async def open_stores(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Stores]:
+    """Migrate the database to the newest schema (unless told it is), open both stores, and close
+    them on exit. Alembic is imported only to migrate: a server worker never holds it."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade_to_head_async(settings.database_url)
+    if migrate:
+        from app.metadata.migrate import upgrade_to_head_async
+
+        await upgrade_to_head_async(settings.database_url)
     engine = create_engine(
         settings.database_url, durable=settings.fsync, timeout_seconds=settings.storage_timeout_seconds
     )

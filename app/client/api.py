@@ -10,7 +10,6 @@ from typing import IO, Any
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8000"
 # Connecting should be quick; a response may take long (assembling a large Upload).
 TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 

@@ -5,10 +5,10 @@ from typing import Any, TypeVar
 
 import click
 
-from app.client.api import DEFAULT_URL
 from app.core.units import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_URL = "http://127.0.0.1:8000"  # here, not in app.client.api: the server's CLI imports this
 
 
 class ByteSize(click.ParamType[int]):

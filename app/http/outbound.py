@@ -9,25 +9,31 @@ between the check and the connection (DNS rebinding) cannot reach an internal ad
 """
 
 from collections.abc import Mapping
-
-import httpx
+from typing import TYPE_CHECKING
 
 from app import __version__
 from app.core.errors import InvalidRequest, TargetRefused
 from app.core.webhooks import Outcome, parse_target, public_addresses
 
+if TYPE_CHECKING:
+    import httpx
+
 MAX_ERROR_CHARS = 500
 
 
 class WebhookSender:
-    """Implements `app.core.webhooks.Sender` with httpx."""
+    """Implements `app.core.webhooks.Sender` with httpx, imported when the first webhook is sent:
+    every server process has a sender, few send, and httpx (with the rich and pygments its
+    command line pulls in where they are installed) costs a process 4 MiB."""
 
     def __init__(self, *, timeout_seconds: float, allow_private: bool) -> None:
         self._timeout_seconds = timeout_seconds
         self._allow_private = allow_private
-        self._client = httpx.AsyncClient(follow_redirects=False, timeout=timeout_seconds, trust_env=False)
+        self._client: httpx.AsyncClient | None = None
 
     async def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+        import httpx
+
         try:
             target = parse_target(url)
         except InvalidRequest as exc:
@@ -46,8 +52,14 @@ class WebhookSender:
         return await self._post(request_url, headers, body, extensions)
 
     async def _post(
-        self, url: httpx.URL, headers: Mapping[str, str], body: bytes, extensions: dict[str, str]
+        self, url: "httpx.URL", headers: Mapping[str, str], body: bytes, extensions: dict[str, str]
     ) -> Outcome:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                follow_redirects=False, timeout=self._timeout_seconds, trust_env=False
+            )
         try:
             async with self._client.stream(
                 "POST", url, headers=headers, content=body, extensions=extensions
@@ -59,4 +71,5 @@ class WebhookSender:
             return Outcome(error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()

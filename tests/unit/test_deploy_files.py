@@ -87,7 +87,7 @@ def compose_healthcheck() -> list[str]:
 
 def serve_image_command(data_dir: Path, **settings: str) -> tuple[int, dict[str, Any]]:
     """Run the image's command line through the real CLI with the image's ENV plus `settings`
-    (as `docker run -e` would add them); uvicorn's kwargs."""
+    (as `docker run -e` would add them); the host and port it would serve on."""
     served: dict[str, Any] = {}
     env = {**dockerfile_env(), "FILEDOCK_DATA_DIR": str(data_dir)}  # /data is not writable here
     env.update({f"FILEDOCK_{name.upper()}": value for name, value in settings.items()})
@@ -96,7 +96,10 @@ def serve_image_command(data_dir: Path, **settings: str) -> tuple[int, dict[str,
     with (
         mock.patch.dict(os.environ),  # `serve` exports its settings; put the environment back after
         mock.patch.object(app.metadata.migrate, "upgrade_to_head"),
-        mock.patch("uvicorn.run", lambda *args, **kwargs: served.update(kwargs)),
+        mock.patch(
+            "app.server.run.serve",
+            lambda settings, *args: served.update(host=settings.host, port=settings.port),
+        ),
     ):
         for key in [k for k in os.environ if k.startswith("FILEDOCK_")]:
             del os.environ[key]
@@ -148,7 +151,7 @@ HEALTHCHECKS = [
 def test_dockerfile_command_parses_with_the_real_cli(tmp_path: Path) -> None:
     exit_code, served = serve_image_command(tmp_path / "data", **IMAGE_KEYS)
     assert exit_code == 0
-    assert served, "the command did not reach uvicorn.run"
+    assert served, "the command did not reach app.server.run.serve"
 
 
 def test_dockerfile_command_refuses_open_mode_unless_allowed(tmp_path: Path) -> None:
