@@ -135,6 +135,9 @@ class SeaweedS3:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
             _wait(self._bucket_made, "SeaweedFS S3", self.process, log)
+            # The first write grows SeaweedFS's volumes, which can take seconds: done here, it
+            # never counts against a test server's (short) storage timeout.
+            _wait(self._first_write_done, "SeaweedFS's first write", self.process, log)
         except BaseException:
             self.stop()
             raise
@@ -143,6 +146,11 @@ class SeaweedS3:
     def _bucket_made(self) -> bool:
         response = httpx.put(f"{self.endpoint}/{self.bucket}", timeout=5)
         return response.status_code in (200, 409) or "BucketAlreadyOwnedByYou" in response.text
+
+    def _first_write_done(self) -> bool:
+        key = f"{self.endpoint}/{self.bucket}/_warm-up"
+        done = httpx.put(key, content=b"x", timeout=DEADLINE_SECONDS).status_code == 200
+        return done and httpx.delete(key, timeout=10).status_code in (200, 204)
 
     def keys(self, prefix: str) -> list[str]:
         """Object keys under `prefix` (unsigned ListObjectsV2; SeaweedFS here has no identities)."""

@@ -133,9 +133,9 @@ def test_a_killed_workers_uploads_in_progress_are_forgotten(
 
 
 def worker_pids(supervisor: int) -> list[int]:
-    """The server's worker processes: its children started by multiprocessing's spawn."""
+    """The server's worker processes: the supervisor's children running `app.cli worker`."""
     children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [int(pid) for pid in children if b"app.cli\0worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 def _answers(server: FileDockServer) -> bool:

@@ -1,0 +1,84 @@
+"""The PostgreSQL reader of hot-path queries: asyncpg directly, imported only where the database
+is PostgreSQL (`app.metadata.engine.create_engine`)."""
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.expression import Executable
+
+from app.core.errors import StorageUnavailable
+from app.metadata.engine import Rows, _asyncpg_timeouts, _compile, _Compiled, database_errors
+
+
+class AsyncpgReader:
+    """Reads PostgreSQL through a small asyncpg pool of its own, outside SQLAlchemy.
+
+    Through the engine, a read cost three round trips (BEGIN, the query, the pool's ROLLBACK),
+    a greenlet switch per step and SQLAlchemy's result processing: about 0.3 ms of CPU against
+    0.06 ms here. Each statement runs on its own in autocommit, a READ COMMITTED snapshot taken
+    when it starts, so it sees every commit acknowledged before it, as a read transaction did.
+    asyncpg prepares each statement once per connection and reuses it.
+    """
+
+    def __init__(self, engine: AsyncEngine, timeout_seconds: float) -> None:
+        self._dialect = engine.dialect
+        connect_args = engine.dialect.create_connect_args(engine.url)[1]  # host, user, ssl…
+        self._connect_args: dict[str, Any] = {**connect_args, **_asyncpg_timeouts(timeout_seconds)}
+        self._timeout = timeout_seconds
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._compiled: dict[int, _Compiled] = {}
+
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows:
+        compiled = _compile(self._compiled, statement, self._dialect)
+        values = {**compiled.constants, **params}
+        with database_errors(), _asyncpg_errors():
+            pool = self._pool or await self._open()
+            try:
+                async with pool.acquire(timeout=self._timeout) as connection:
+                    rows = await connection.fetch(compiled.sql, *(values[n] for n in compiled.positions))
+                    return cast(Rows, rows)  # a Record indexes and iterates like a tuple
+            except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, ConnectionError):
+                # A PostgreSQL restart kills every connection: drop them all at once rather
+                # than fail one request per dead connection (the engine's pool does the same).
+                await pool.expire_connections()
+                raise
+
+    async def _open(self) -> "asyncpg.Pool[asyncpg.Record]":
+        pool = await asyncpg.create_pool(
+            **self._connect_args,
+            min_size=1,
+            max_size=READ_POOL_SIZE,
+            max_inactive_connection_lifetime=300,
+            reset=_keep_session,
+        )
+        if self._pool is not None:  # another request opened one meanwhile
+            await pool.close()
+            return self._pool
+        self._pool = pool
+        return pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def _keep_session(_connection: "asyncpg.Connection[asyncpg.Record]") -> None:
+    """Skip asyncpg's reset on release (`RESET ALL`, `UNLISTEN *`…, one more round trip): the
+    reads change no session state and leave no transaction open."""
+
+
+READ_POOL_SIZE = 10  # per process: 8 clients per worker keep about as many connections busy
+
+
+@contextlib.contextmanager
+def _asyncpg_errors() -> Iterator[None]:
+    """asyncpg's own failures (it raises them unwrapped) become `StorageUnavailable`, as
+    `database_errors` does for the engine's."""
+    try:
+        yield
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StorageUnavailable("The metadata database is unavailable. Please retry.") from exc
