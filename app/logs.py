@@ -3,9 +3,10 @@ start-up check and every worker (uvicorn applies it as its `log_config` in each 
 readable text or one JSON object per line.
 
 A record's structured fields travel in `extra={"fields": {...}}`: the text format appends them
-as `name=value`, the JSON format adds them as keys. A record may also carry `text`, its whole
+as `name=value`, the JSON format adds them as keys. A record may also carry `text`: its whole
 message as the text format shows it, fields included (the access line, which reads like nginx's
-combined log); the JSON format ignores it. Nothing here imports the rest of FileDock.
+combined log), as anything whose `str` is that line, made only when shown; the JSON format
+ignores it. Nothing here imports the rest of FileDock.
 """
 
 import json
@@ -52,10 +53,10 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = getattr(record, "text", None)
-        if isinstance(text, str) and not record.exc_info:
+        if text is not None and not record.exc_info:
             # What `Formatter.format` does for a record without a traceback, with `text` as the
             # message (`record.msg` stays as it is, for any other handler).
-            record.message = text
+            record.message = str(text)
             record.asctime = self.formatTime(record, self.datefmt)
             return self.formatMessage(record)
         line = super().format(record)

@@ -124,20 +124,23 @@ class RequestMetrics:
 
 
 class _Tally:
-    """Requests of one label set since the last flush: their count, summed duration and
-    duration histogram (one count per bucket, not cumulative, as prometheus-client keeps it)."""
+    """Requests of one label set since the last flush: their summed duration and duration
+    histogram (one count per bucket, not cumulative, as prometheus-client keeps it), whose
+    total is their number."""
 
-    __slots__ = ("buckets", "count", "total")
+    __slots__ = ("buckets", "total")
 
     def __init__(self) -> None:
-        self.count = 0
         self.total = 0.0
         self.buckets = [0] * len(_UPPER_BOUNDS)
 
     def add(self, seconds: float) -> None:
-        self.count += 1
         self.total += seconds
         self.buckets[bisect.bisect_left(_UPPER_BOUNDS, seconds)] += 1
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets)
 
 
 def add_observations(histogram: Histogram, total: float, buckets: Sequence[int]) -> None:

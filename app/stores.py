@@ -11,9 +11,10 @@ from app.core.uploads import UploadService
 from app.core.webhooks import WebhookDeliverer, WebhookService
 from app.http.outbound import WebhookSender
 from app.metadata.batches_store import BatchStore
-from app.metadata.engine import create_engine, dispose
+from app.metadata.engine import create_engine
 from app.metadata.keys_store import KeyStore
 from app.metadata.maintenance_store import MaintenanceStore
+from app.metadata.readers import dispose
 from app.metadata.store import MetadataStore
 from app.metadata.uploads_store import UploadStore
 from app.metadata.webhooks_store import WebhookStore

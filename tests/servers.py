@@ -157,3 +157,13 @@ class FileDockServer:
 
     def _prefix(self) -> str:
         return scaleout.backend().settings_for(self.data_dir)["blob_url"].split("/", 3)[3] + "/"
+
+
+class S3Server(FileDockServer):
+    """A server with exactly its own settings and the test S3 credentials: none of the test
+    backend's defaults (which force path-style addressing, for one)."""
+
+    def environment(self) -> dict[str, str]:
+        env = clean_environment(log_level="warning", workers="1", **self.settings)
+        env.update(scaleout.S3_CREDENTIALS)
+        return env

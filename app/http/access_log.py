@@ -135,42 +135,55 @@ class AccessLog:
 
 def _write_line(scope: Scope, exchange: Exchange) -> None:
     """One record through the configured logging: `fields` for the JSON format, `text` (the
-    whole message, each field once, like nginx's combined log) for the text format. Built with
-    `makeRecord` and `handle`, which skip only `Logger.info`'s walk up the stack for the
-    caller's file and line, never shown."""
-    request_id, client_request_id = scope.get(REQUEST_ID), _client_request_id(scope)
-    client, project, status = _client(scope), exchange.project, exchange.status
-    method, path, duration_ms = exchange.method, exchange.path, round(exchange.duration * 1000, 3)
+    whole message, each field once, like nginx's combined log) for the text format, made only
+    if that format asks. Built with `makeRecord` and `handle`, which skip only `Logger.info`'s
+    walk up the stack for the caller's file and line, never shown."""
     fields: dict[str, Any] = {
-        "request_id": request_id,
-        "client_request_id": client_request_id,
-        "client": client,
-        "method": method,
-        "path": path,
+        "request_id": scope.get(REQUEST_ID),
+        "client_request_id": _client_request_id(scope),
+        "client": _client(scope),
+        "method": exchange.method,
+        "path": exchange.path,
         "dialect": exchange.dialect,
-        "status": status,
+        "status": exchange.status,
         "bytes_in": exchange.bytes_in,
         "bytes_out": exchange.bytes_out,
-        "duration_ms": duration_ms,
-        "project": project,
+        "duration_ms": round(exchange.duration * 1000, 3),
+        "project": exchange.project,
     }
-    text = (
-        f'{client or "-"} - {_shown(project)} "{method} {_escaped(path)}" {status} {exchange.bytes_out}'
-        f" bytes_in={exchange.bytes_in} duration_ms={duration_ms} dialect={exchange.dialect}"
-        f" request_id={request_id or '-'} client_request_id={_shown(client_request_id)}"
-    )
     if exchange.error is not None:
         fields.update(error=exchange.error, error_code=exchange.error_code)
-        text += f" error={exchange.error} error_code={exchange.error_code or '-'}"
-    message = f"{method} {path} {status}"
+    hung_up = ""
     if exchange.hung_up:
         declared = "" if exchange.declared_bytes is None else f" of {exchange.declared_bytes}"
         hung_up = f": the client hung up after sending {exchange.bytes_in}{declared} bytes"
-        message += hung_up
-        text += f" client_hung_up=true{hung_up}"
         fields["client_hung_up"] = True
-    extra = {"fields": fields, "text": text}
+    message = f"{exchange.method} {exchange.path} {exchange.status}{hung_up}"
+    extra = {"fields": fields, "text": _CombinedLine(fields, hung_up)}
     log.handle(log.makeRecord(log.name, logging.INFO, "", 0, message, (), None, extra=extra))
+
+
+class _CombinedLine:
+    """The text format's access line, written from the record's fields when it is formatted."""
+
+    __slots__ = ("fields", "hung_up")
+
+    def __init__(self, fields: dict[str, Any], hung_up: str) -> None:
+        self.fields, self.hung_up = fields, hung_up
+
+    def __str__(self) -> str:
+        f = self.fields
+        line = (
+            f'{f["client"] or "-"} - {_shown(f["project"])} "{f["method"]} {_escaped(f["path"])}"'
+            f" {f['status']} {f['bytes_out']} bytes_in={f['bytes_in']} duration_ms={f['duration_ms']}"
+            f" dialect={f['dialect']} request_id={f['request_id'] or '-'}"
+            f" client_request_id={_shown(f['client_request_id'])}"
+        )
+        if "error" in f:
+            line += f" error={f['error']} error_code={f['error_code'] or '-'}"
+        if self.hung_up:
+            line += f" client_hung_up=true{self.hung_up}"
+        return line
 
 
 def _route_template(scope: Scope) -> str:

@@ -1,15 +1,14 @@
-"""The async engine (SQLite pragmas, PostgreSQL pool settings) and the readers of hot-path queries."""
+"""The async engine (SQLite pragmas, PostgreSQL pool settings), the translation of database
+failures, transactions, and statements compiled once for the hot-path readers (`app.metadata.readers`)."""
 
 import contextlib
 import sqlite3
-import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Dialect, event
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -29,7 +28,7 @@ def create_engine(database_url: str, *, durable: bool = True, timeout_seconds: f
         synchronous = "FULL" if durable else "NORMAL"
         event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, synchronous=synchronous))
         return engine
-    engine = create_async_engine(
+    return create_async_engine(
         database_url,
         pool_size=10,
         max_overflow=10,
@@ -38,25 +37,12 @@ def create_engine(database_url: str, *, durable: bool = True, timeout_seconds: f
         pool_pre_ping=False,
         pool_timeout=timeout_seconds,
         pool_recycle=1800,
-        connect_args=_asyncpg_timeouts(timeout_seconds),
+        connect_args=asyncpg_timeouts(timeout_seconds),
     )
-    if engine.dialect.driver == "asyncpg":
-        from app.metadata.pg_reader import AsyncpgReader  # asyncpg only where PostgreSQL is used
-
-        _readers[engine] = AsyncpgReader(engine, timeout_seconds)
-    return engine
 
 
-def _asyncpg_timeouts(timeout_seconds: float) -> dict[str, float]:
+def asyncpg_timeouts(timeout_seconds: float) -> dict[str, float]:
     return {"timeout": min(timeout_seconds, 10), "command_timeout": timeout_seconds}
-
-
-async def dispose(engine: AsyncEngine) -> None:
-    """Close the engine's pool and its hot-path reader's connections."""
-    reader = _readers.pop(engine, None)
-    if reader is not None:
-        await reader.close()
-    await engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous: str) -> None:
@@ -73,49 +59,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous: str) ->
 Rows = Sequence[Sequence[Any]]
 
 
-class Reader(Protocol):
-    """Runs one read-only statement and returns its rows as tuples."""
-
-    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows: ...
-
-    async def close(self) -> None: ...
-
-
-# One reader per engine, shared by every store on it, so a process holds one read pool.
-_readers: "weakref.WeakKeyDictionary[AsyncEngine, Reader]" = weakref.WeakKeyDictionary()
-
-
-def reader_for(engine: AsyncEngine) -> Reader:
-    reader = _readers.get(engine)
-    if reader is None:
-        reader = _readers[engine] = _new_reader(engine)
-    return reader
-
-
-def _new_reader(engine: AsyncEngine) -> Reader:
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        return InlineSqliteReader(str(engine.url.database))
-    return EngineReader(engine)
-
-
-class EngineReader:
-    """Reads through the async engine: an in-memory SQLite database, which only it can open, or
-    an engine made without `create_engine`."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows:
-        with database_errors():
-            async with self._engine.connect() as connection:
-                return (await connection.execute(statement, params)).all()
-
-    async def close(self) -> None:
-        pass  # the engine's own pool
-
-
 @dataclass(frozen=True, slots=True)
-class _Compiled:
+class Compiled:
     """A statement compiled once: its SQL, the order of its parameters, the values it carries
     itself (such as a `LIMIT 1`). The statement is kept so its id can never be reused."""
 
@@ -125,7 +70,7 @@ class _Compiled:
     constants: dict[str, Any]
 
 
-def _compile(cache: dict[int, _Compiled], statement: Executable, dialect: Dialect) -> _Compiled:
+def compile_once(cache: dict[int, Compiled], statement: Executable, dialect: Dialect) -> Compiled:
     # Statements are built once at import time, so their id is a stable cache key.
     compiled = cache.get(id(statement))
     if compiled is None:
@@ -133,46 +78,25 @@ def _compile(cache: dict[int, _Compiled], statement: Executable, dialect: Dialec
         sql = statement.compile(dialect=dialect)
         assert isinstance(sql, SQLCompiler)
         constants = {name: value for name, value in sql.params.items() if value is not None}
-        compiled = _Compiled(statement, str(sql), tuple(sql.positiontup or ()), constants)
+        compiled = Compiled(statement, str(sql), tuple(sql.positiontup or ()), constants)
         cache[id(statement)] = compiled
     return compiled
 
 
-class InlineSqliteReader:
-    """Reads SQLite right on the event loop, through one plain `sqlite3` connection per process.
-
-    A point read or a 100-row page from a WAL database takes tens of microseconds; going
-    through aiosqlite costs several thread hand-offs (cursor, execute, fetch, close, rollback)
-    that take far longer under load. In WAL mode readers never wait for writers, so the loop
-    does not stall; a busy database (a rare checkpoint or recovery) fails fast as a 503.
-    Each statement is its own read transaction, so it sees every commit made before it.
-    """
-
-    def __init__(self, path: str) -> None:
-        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA query_only=ON")
-        self._connection.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
-        self._compiled: dict[int, _Compiled] = {}
-
-    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows:
-        compiled = _compile(self._compiled, statement, _NAMED_SQLITE)
-        with database_errors():
-            return self._connection.execute(compiled.sql, {**compiled.constants, **params}).fetchall()
-
-    async def close(self) -> None:
-        self._connection.close()
-
-
-INLINE_BUSY_TIMEOUT_MS = 200
-_NAMED_SQLITE = sqlite_dialect.dialect(paramstyle="named")
-
-
 @contextlib.contextmanager
-def database_errors() -> Iterator[None]:
-    """Database failures become `StorageUnavailable` here and only here."""
+def database_errors(*driver_errors: type[Exception]) -> Iterator[None]:
+    """Database failures become `StorageUnavailable` here and only here: SQLAlchemy's, the OS's
+    and sqlite3's, and `driver_errors` a reader that bypasses SQLAlchemy sees raised unwrapped."""
+    failures: tuple[type[Exception], ...] = (
+        OperationalError,
+        DBAPIError,
+        OSError,
+        sqlite3.Error,
+        *driver_errors,
+    )
     try:
         yield
-    except (OperationalError, DBAPIError, OSError, sqlite3.Error) as exc:
+    except failures as exc:
         raise StorageUnavailable("The metadata database is unavailable. Please retry.") from exc
 
 

@@ -8,7 +8,8 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.records import KeyRecord
-from app.metadata.engine import reader_for, reading, transaction
+from app.metadata.engine import reading, transaction
+from app.metadata.readers import reader_for
 from app.metadata.store import ensure_project
 from app.metadata.tables import ApiKeyRow
 

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 import app
-from app.metadata.engine import create_engine, dispose, reading
+from app.metadata.engine import create_engine, reading
+from app.metadata.readers import dispose
 
 DISTRIBUTION = "filedock"
 INSTALLED_ENV_PY = ("share", "filedock", "migrations", "env.py")

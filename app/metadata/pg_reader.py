@@ -1,16 +1,15 @@
 """The PostgreSQL reader of hot-path queries: asyncpg directly, imported only where the database
-is PostgreSQL (`app.metadata.engine.create_engine`)."""
+is PostgreSQL (`app.metadata.readers`)."""
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.expression import Executable
 
-from app.core.errors import StorageUnavailable
-from app.metadata.engine import Rows, _asyncpg_timeouts, _compile, _Compiled, database_errors
+from app.metadata.engine import Compiled, Rows, asyncpg_timeouts, compile_once, database_errors
 
 
 class AsyncpgReader:
@@ -23,18 +22,19 @@ class AsyncpgReader:
     asyncpg prepares each statement once per connection and reuses it.
     """
 
-    def __init__(self, engine: AsyncEngine, timeout_seconds: float) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self._dialect = engine.dialect
+        assert isinstance(engine.pool, QueuePool)  # as `create_engine` makes it for PostgreSQL
+        self._timeout = engine.pool.timeout()  # FILEDOCK_STORAGE_TIMEOUT_SECONDS, as the engine's
         connect_args = engine.dialect.create_connect_args(engine.url)[1]  # host, user, ssl…
-        self._connect_args: dict[str, Any] = {**connect_args, **_asyncpg_timeouts(timeout_seconds)}
-        self._timeout = timeout_seconds
+        self._connect_args: dict[str, Any] = {**connect_args, **asyncpg_timeouts(self._timeout)}
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._compiled: dict[int, _Compiled] = {}
+        self._compiled: dict[int, Compiled] = {}
 
     async def rows(self, statement: Executable, params: Mapping[str, Any]) -> Rows:
-        compiled = _compile(self._compiled, statement, self._dialect)
+        compiled = compile_once(self._compiled, statement, self._dialect)
         values = {**compiled.constants, **params}
-        with database_errors(), _asyncpg_errors():
+        with database_errors(asyncpg.PostgresError, asyncpg.InterfaceError):
             pool = self._pool or await self._open()
             try:
                 async with pool.acquire(timeout=self._timeout) as connection:
@@ -72,13 +72,3 @@ async def _keep_session(_connection: "asyncpg.Connection[asyncpg.Record]") -> No
 
 
 READ_POOL_SIZE = 10  # per process: 8 clients per worker keep about as many connections busy
-
-
-@contextlib.contextmanager
-def _asyncpg_errors() -> Iterator[None]:
-    """asyncpg's own failures (it raises them unwrapped) become `StorageUnavailable`, as
-    `database_errors` does for the engine's."""
-    try:
-        yield
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise StorageUnavailable("The metadata database is unavailable. Please retry.") from exc

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import CursorNotFound, OverQuota
 from app.core.records import Event, FileRecord, Order, ProjectUsage, Quota
-from app.metadata.engine import reader_for, reading, transaction
+from app.metadata.engine import reading, transaction
+from app.metadata.readers import reader_for
 from app.metadata.tables import FileRow, FileTombstone, ProjectRow
 from app.metadata.webhooks_store import insert_events
 

@@ -44,3 +44,11 @@ def replicas(scaleout_settings: dict[str, str], tmp_path: Path) -> Iterator[Call
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[scaleout.SeaweedS3]:
+    """A SeaweedFS S3 server of the module's own, for FileDock servers set up by hand (`S3Server`)."""
+    s3 = scaleout.SeaweedS3(tmp_path_factory.mktemp("seaweed")).start()
+    yield s3
+    s3.stop()

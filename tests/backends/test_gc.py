@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.blobs.local import LocalBlobStore
 from app.core.maintenance import collect_garbage
 from app.core.records import FileRecord
-from app.metadata.engine import create_engine, dispose
+from app.metadata.engine import create_engine
 from app.metadata.maintenance_store import MaintenanceStore
 from app.metadata.migrate import upgrade_to_head_async
+from app.metadata.readers import dispose
 from app.metadata.store import MetadataStore
 
 

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.errors import CursorNotFound, OverQuota
 from app.core.records import FileRecord, Quota
-from app.metadata.engine import create_engine, dispose
+from app.metadata.engine import create_engine
 from app.metadata.maintenance_store import exclusive_round, referenced_blob_keys
 from app.metadata.migrate import alembic_config, upgrade_to_head_async
+from app.metadata.readers import dispose
 from app.metadata.store import MetadataStore
 from tests import scaleout
 

@@ -6,30 +6,13 @@ SeaweedFS (tests/scaleout.py) on 127.0.0.1 stands in for MinIO or any S3-compati
 """
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import scaleout
-from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment, free_port
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[scaleout.SeaweedS3]:
-    s3 = scaleout.SeaweedS3(tmp_path_factory.mktemp("s3-addressing")).start()
-    yield s3
-    s3.stop()
-
-
-class S3Server(FileDockServer):
-    """A server with exactly its own settings: no test-backend defaults, which force path style."""
-
-    def environment(self) -> dict[str, str]:
-        env = clean_environment(log_level="warning", workers="1", **self.settings)
-        env.update(scaleout.S3_CREDENTIALS)
-        return env
+from tests.servers import FILEDOCK_BIN, S3Server, free_port
 
 
 def s3_settings(seaweed: scaleout.SeaweedS3, endpoint: str, prefix: str) -> dict[str, str]:

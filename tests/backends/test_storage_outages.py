@@ -4,9 +4,6 @@ A replica reaches both services through a TCP relay that the test can turn into 
 (connections accepted, nothing ever answered): the worst kind of outage, with no error to see.
 """
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
@@ -14,48 +11,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.backends.relay import Relay
 from tests.servers import FileDockServer
 
 TIMEOUT_SECONDS = 2
-
-
-class Relay:
-    """Forwards loopback connections to `target` until `black_hole` is set."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.black_hole = False
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                client, _ = self.listener.accept()
-                self.sockets.append(client)
-                if self.black_hole:
-                    continue  # accepted, never answered
-                upstream = socket.create_connection(self.target)
-                self.sockets.append(upstream)
-                for source, sink in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                while self.black_hole:  # a connection open before the outage goes silent too
-                    time.sleep(0.05)
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)  # pass the end of the stream on, as a direct connection would
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
 
 
 @pytest.fixture
