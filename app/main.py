@@ -30,7 +30,7 @@ from app.dialects.openai.files_router import router as openai_files_router
 from app.dialects.openai.uploads_router import router as openai_uploads_router
 from app.dialects.openai.webhooks_router import router as openai_webhooks_router
 from app.dialects.sniff import DialectDispatcher
-from app.http.access_log import AccessLog
+from app.http.access_log import AccessLines, AccessLog, Exchanges, Observer
 from app.http.apps import TELEMETRY_OFF
 from app.http.docs import install_docs
 from app.http.errors import BaseUrls, Renderer, install_error_handlers
@@ -89,9 +89,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
 def _add_access_log(app: FastAPI, settings: Settings, metrics: RequestMetrics | None) -> None:
     """The access lines and the request metrics share one middleware; with both off, none."""
-    if settings.access_log or metrics is not None:
-        observers = [] if metrics is None else [metrics]
-        app.add_middleware(AccessLog, observers=observers, lines=settings.access_log)
+    observers: list[Observer] = [] if metrics is None else [metrics]
+    if settings.access_log:
+        observers.append(AccessLines(settings.log_format))
+    app.state.exchanges = Exchanges(observers) if observers else None
+    if app.state.exchanges is not None:
+        app.add_middleware(AccessLog, exchanges=app.state.exchanges)
 
 
 @contextlib.asynccontextmanager
@@ -119,6 +122,8 @@ async def _lifespan(app: FastAPI, settings: Settings, migrate: bool) -> AsyncIte
             try:
                 yield
             finally:
+                if app.state.exchanges is not None:
+                    app.state.exchanges.drain()  # before the metrics' last flush
                 for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -62,15 +62,17 @@ MAINTENANCE_FAILURES = Counter("filedock_maintenance_failures", "Background main
 
 
 class RequestMetrics:
-    """The access log's observer: tallies each answered request in plain dicts of this process,
+    """The access log's observer: tallies the answered requests in plain dicts of this process,
     and adds the tallies to the metrics above in `flush`.
 
     In multiprocess mode each update of a metric is a locked write to a memory-mapped file, and
     a request made four (count, duration sum and bucket, bytes): a fifth of the CPU of a
     retrieve. A flush writes each label set once, however many requests it answered. It runs
     every `FLUSH_SECONDS` (`flush_forever`), before this worker renders a scrape, and at
-    shutdown: a scrape is exact for the worker that answers it and at most `FLUSH_SECONDS`
-    behind for the others. The uploads gauge is updated at once: only uploads pay for it.
+    shutdown, each time after the access log has handed over the exchanges still waiting: a
+    scrape is exact for the worker that answers it and at most `FLUSH_SECONDS` (and the access
+    log's batch) behind for the others. The uploads gauge goes up at once (only uploads pay
+    for it) and down with the batch.
     """
 
     def __init__(self) -> None:
@@ -82,21 +84,23 @@ class RequestMetrics:
         if exchange.has_body:
             UPLOADS_IN_PROGRESS.inc()
 
-    def finished(self, exchange: Exchange) -> None:
-        if exchange.has_body:
-            UPLOADS_IN_PROGRESS.dec()
-        key = (exchange.dialect, exchange.route, exchange.method, exchange.status)
-        tally = self._answered.get(key)
-        if tally is None:
-            tally = self._answered[key] = _Tally()
-        tally.add(exchange.duration)
-        counts = self._bytes.get(exchange.dialect)
-        if counts is None:
-            counts = self._bytes[exchange.dialect] = [0, 0, 0]
-        counts[0] += exchange.bytes_in
-        counts[1] += exchange.bytes_out
-        counts[2] += exchange.hung_up
-        self._storage_errors += exchange.storage_error
+    def answered(self, exchanges: Sequence[Exchange]) -> None:
+        answered, counted = self._answered, self._bytes
+        for exchange in exchanges:
+            if exchange.has_body:
+                UPLOADS_IN_PROGRESS.dec()
+            key = (exchange.dialect, exchange.route, exchange.method, exchange.status)
+            tally = answered.get(key)
+            if tally is None:
+                tally = answered[key] = _Tally()
+            tally.add(exchange.duration)
+            counts = counted.get(exchange.dialect)
+            if counts is None:
+                counts = counted[exchange.dialect] = [0, 0, 0]
+            counts[0] += exchange.bytes_in
+            counts[1] += exchange.bytes_out
+            counts[2] += exchange.hung_up
+            self._storage_errors += exchange.storage_error
 
     def flush(self) -> None:
         """Add what was tallied since the last flush to the metrics (and their files)."""

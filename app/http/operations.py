@@ -43,6 +43,7 @@ async def read_metrics(request: Request) -> Response:
     """Every worker's counts, this one's up to this request (the others' flush on their own)."""
     request_metrics: RequestMetrics | None = request.app.state.request_metrics
     if request_metrics is not None:
+        request.app.state.exchanges.drain()
         request_metrics.flush()
     cache: UsageCache = request.app.state.usage_cache
     usage = cache.fresh()

@@ -53,7 +53,7 @@ def requests_total(route: str, status: str) -> float:
 def test_flush_adds_each_request_once() -> None:
     metrics, route = RequestMetrics(), "/unit/flush/{id}"
     for _ in range(3):
-        metrics.finished(answered(route, 200))
+        metrics.answered([answered(route, 200)])
     assert requests_total(route, "200") == 0.0  # tallied, not yet written
     metrics.flush()
     metrics.flush()

@@ -1,0 +1,59 @@
+"""The access lines' own path to stderr: formatted as the logging formatters would, written in
+batches of whole lines."""
+
+import json
+import logging
+import os
+import select
+import threading
+
+from app.logs import TEXT_FORMAT, JsonFormatter, TextFormatter, log_line, write_lines
+
+
+def record(message: str, fields: dict[str, object]) -> logging.LogRecord:
+    made = logging.LogRecord("filedock.access", logging.INFO, "", 0, message, (), None)
+    made.fields = fields
+    return made
+
+
+def test_text_line_is_what_the_text_formatter_writes() -> None:
+    plain = record("GET /v1/files 200", {})
+    expected = TextFormatter(TEXT_FORMAT).format(plain)
+    line = log_line(
+        "text", "filedock.access", logging.INFO, "ignored", {}, "GET /v1/files 200", plain.created
+    )
+    assert line == expected
+
+
+def test_json_line_is_what_the_json_formatter_writes() -> None:
+    fields = {"status": 200, "project": None, "path": "/v1/files/é"}
+    plain = record("GET /v1/files 200", fields)
+    expected = json.loads(JsonFormatter().format(plain))
+    line = log_line("json", "filedock.access", logging.INFO, "GET /v1/files 200", fields, "", plain.created)
+    assert json.loads(line) == expected
+
+
+def test_write_lines_keeps_every_line_whole_and_in_order() -> None:
+    lines = [f"line {i} " + "x" * (i % 300) for i in range(2_000)]
+    lines.insert(700, "long " + "y" * (3 * select.PIPE_BUF))  # longer than one atomic write
+    read_end, write_end = os.pipe()
+    received = bytearray()
+    reader = threading.Thread(target=lambda: _read_all(read_end, received))
+    reader.start()
+    write_lines(lines, write_end)
+    os.close(write_end)
+    reader.join()
+    assert received.decode().split("\n") == [*lines, ""]
+
+
+def test_a_closed_stderr_drops_the_lines_without_raising() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    write_lines(["lost"], write_end)  # EPIPE (SIGPIPE is ignored by Python)
+    os.close(write_end)
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    while chunk := os.read(fd, 65536):
+        into += chunk
+    os.close(fd)
