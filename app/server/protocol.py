@@ -23,6 +23,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.http.headers import SECURITY_HEADERS
+from app.server.passthrough import BodyPassThroughMixin
 from app.server.shutdown import GracefulEndMixin
 from app.server.zerocopy import ZeroCopySendMixin
 
@@ -47,7 +48,7 @@ class _HeadersTooLarge(Exception):
     """Raised in a parser callback to stop httptools; uvicorn then calls `send_400_response`."""
 
 
-class LimitedHttpToolsProtocol(HttpToolsProtocol):
+class LimitedHttpToolsProtocol(BodyPassThroughMixin, HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_header_bytes = _limits.max_header_bytes
@@ -189,6 +190,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class FileDockHttpProtocol(GracefulEndMixin, ZeroCopySendMixin, LimitedHttpToolsProtocol):
-    """What `filedock serve` runs: httptools with the limits above, the zero-copy send
-    extension (`app.server.zerocopy`) that downloads use when it is offered, and the clean end
-    of requests still running when the shutdown grace runs out (`app.server.shutdown`)."""
+    """What `filedock serve` runs: httptools with the limits above, request bodies passed to
+    the app as read (`app.server.passthrough`), the zero-copy send extension
+    (`app.server.zerocopy`) that downloads use when it is offered, and the clean end of requests
+    still running when the shutdown grace runs out (`app.server.shutdown`)."""

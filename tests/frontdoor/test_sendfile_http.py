@@ -6,6 +6,7 @@ requests stream, so the byte checks hold for both.
 
 import contextlib
 import os
+import random
 import socket
 import struct
 import time
@@ -105,6 +106,15 @@ def test_client_disconnect_mid_download_leaves_no_fd(
     assert httpx.get(f"{server.openai_url}/files/{file_id}/content").content == LARGE  # still serving
 
 
+def chunked(request: bytes) -> bytes:
+    """`request` (a multipart upload) with its body sent chunked instead of with a length."""
+    head, body = request.split(b"\r\n\r\n", 1)
+    lines = [line for line in head.split(b"\r\n") if not line.startswith(b"Content-Length")]
+    pieces = [body[i : i + 70_000] for i in range(0, len(body), 70_000)]
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+    return b"\r\n".join([*lines, b"Transfer-Encoding: chunked"]) + b"\r\n\r\n" + framed
+
+
 def multipart_request(data: bytes, boundary: str = "b0undary") -> bytes:
     body = (
         (
@@ -133,3 +143,38 @@ def test_pipelined_uploads_keep_their_bodies(server: FileDockServer, http: httpx
     ids = [part.split(b'"', 1)[0].decode() for part in replies.split(b'"id":"')[1:]]
     assert replies.count(b"HTTP/1.1 200") == 2 and len(ids) == 2, replies
     assert [http.get(f"/files/{i}/content").content for i in ids] == [first, second]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_uploads_on_one_connection_survive_any_cut_of_the_stream(
+    server: FileDockServer, http: httpx.Client, seed: int
+) -> None:
+    """Bodies with a length pass to the app as read (`app.server.passthrough`), chunked ones go
+    through the parser: cut anywhere (inside headers, a body, the end of one body and the start
+    of the next request), each request on the connection keeps exactly its own bytes."""
+    rng = random.Random(seed)
+    files = [rng.randbytes(rng.randrange(1, 900_000)) for _ in range(4)]
+    stream = b"".join(
+        [
+            multipart_request(files[0]),
+            chunked(multipart_request(files[1])),
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            multipart_request(files[2]),
+            multipart_request(files[3]),
+        ]
+    )
+    cuts = sorted(rng.sample(range(1, len(stream)), 40))
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(30)
+        for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+            sock.sendall(stream[start:end])
+            time.sleep(0.002)  # most cuts become separate reads on the server
+        replies = bytearray()
+        while replies.count(b"HTTP/1.1 ") < 5 or replies.count(b'"status_details"') < 4:
+            chunk = sock.recv(65536)
+            assert chunk, replies
+            replies += chunk
+    assert replies.count(b"HTTP/1.1 200") == 5, replies
+    ids = [part.split(b'"', 1)[0].decode() for part in replies.split(b'"id":"')[1:]]
+    assert [http.get(f"/files/{i}/content").content for i in ids] == files

@@ -3,6 +3,8 @@ one of them fails here, loudly, instead of silently dropping a limit or an answe
 
 `app/server/protocol.py` overrides parser callbacks and `send_400_response` of httptools'
 protocol, and relies on uvicorn calling them (and `on_response_complete`) where it does today;
+`app/server/passthrough.py` feeds `on_body` and `on_message_complete` itself and replaces the
+parser as uvicorn made it;
 `app/server/zerocopy.py` wraps `_start_asgi_task` and reads and writes attributes of the
 request-response cycle; `app/server/shutdown.py` wraps it too, and overrides `shutdown`, which
 uvicorn's server calls on each connection before it waits out the grace.
@@ -28,6 +30,7 @@ HOOKS = {
     "on_header": ["self", "name", "value"],
     "on_headers_complete": ["self"],
     "on_body": ["self", "body"],
+    "on_message_complete": ["self"],
     "on_response_complete": ["self"],
     "send_400_response": ["self", "msg"],
     "_start_asgi_task": ["self", "cycle", "app"],
@@ -71,7 +74,9 @@ def test_our_protocol_overrides_each_hook_on_uvicorns_class() -> None:
         if cls is not HttpToolsProtocol
         for name in vars(cls)
     }
-    assert set(HOOKS) - {"_start_asgi_task", "shutdown"} <= set(vars(LimitedHttpToolsProtocol))
+    assert set(HOOKS) - {"_start_asgi_task", "shutdown", "on_message_complete"} <= set(
+        vars(LimitedHttpToolsProtocol)
+    )
     assert set(HOOKS) <= overridden
 
 
@@ -110,6 +115,12 @@ def test_uvicorn_calls_the_hooks_where_we_rely_on_it() -> None:
     assert '"body": bytes(self.body)' in source_of(RequestResponseCycle.receive)
     # A request's body is whole once on_message_complete clears more_body.
     assert "self.cycle.more_body = False" in source_of(HttpToolsProtocol.on_message_complete)
+    # The connection's parser is `self.parser`, made as app/server/passthrough.py makes a new one,
+    # and each read first cancels the keep-alive timer (which passthrough does too).
+    init = source_of(HttpToolsProtocol.__init__)
+    assert "self.parser = httptools.HttpRequestParser(self)" in init
+    assert "set_dangerous_leniencies(lenient_data_after_close=True)" in init
+    assert source_of(HttpToolsProtocol.data_received).count("self._unset_keepalive_if_required()") == 1
 
 
 def test_uvicorn_shuts_connections_down_before_it_waits_out_the_grace() -> None:
