@@ -4,6 +4,7 @@ headers, live in `app.server`, below the ASGI app.)"""
 
 import asyncio
 import secrets
+from typing import Any
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,20 +94,64 @@ class BodyIdleTimeout:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_done = False
+        watch = _IdleWatch(receive, self.idle_seconds)
+        try:
+            await self.app(scope, watch.receive, send)
+        finally:
+            watch.stop()
 
-        async def receive_in_time() -> Message:
-            nonlocal body_done
-            if body_done:
-                # After the body, `receive` only waits for a disconnect (say, while a long
-                # download streams): no deadline there.
-                return await receive()
-            try:
-                async with asyncio.timeout(self.idle_seconds):
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeout(self.idle_seconds) from None
-            body_done = message["type"] != "http.request" or not message.get("more_body", False)
-            return message
 
-        await self.app(scope, receive_in_time, send)
+class _IdleWatch:
+    """One request's `receive` with a deadline on each wait for its body.
+
+    `asyncio.timeout` around each `receive` would arm and cancel a timer per chunk read (a
+    256 MiB upload reads a thousand); this keeps one timer per request, which fires at the
+    deadline of the wait under way or moves on to it, and cancels the request's task, as
+    `asyncio.timeout` would, only when that wait has lasted `idle_seconds`.
+    """
+
+    def __init__(self, receive: Receive, idle_seconds: float) -> None:
+        self._receive = receive
+        self._idle_seconds = idle_seconds
+        self._body_done = False
+        self._waiting_since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None  # armed at the first wait
+        self._task: asyncio.Task[Any] | None = None
+        self._timed_out = False
+
+    async def receive(self) -> Message:
+        if self._body_done:
+            # After the body, `receive` only waits for a disconnect (say, while a long
+            # download streams): no deadline there.
+            return await self._receive()
+        if self._timer is None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task(self._loop)
+            self._timer = self._loop.call_at(self._loop.time() + self._idle_seconds, self._check)
+        self._waiting_since = self._loop.time()
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if self._timed_out and self._task is not None and self._task.uncancel() == 0:
+                raise RequestTimeout(self._idle_seconds) from None
+            raise
+        finally:
+            self._waiting_since = None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._body_done = True
+            self.stop()
+        return message
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        since = self._waiting_since
+        if since is not None and now - since >= self._idle_seconds and self._task is not None:
+            self._timed_out = True
+            self._task.cancel()
+            return
+        deadline = (now if since is None else since) + self._idle_seconds
+        self._timer = self._loop.call_at(deadline, self._check)

@@ -5,6 +5,7 @@ Raw httpx and raw sockets only: this file also runs from the openai 2.x virtual 
 """
 
 import json
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -775,6 +776,25 @@ def test_a_stalled_upload_gets_408_and_leaves_nothing(server: FileDockServer, di
     payload = body_of(raw)
     assert "error" in payload and (dialect.name != "anthropic" or payload["type"] == "error")
     assert_nothing_left(server, before)
+
+
+def test_a_slow_upload_that_never_pauses_for_the_timeout_is_stored(server: FileDockServer) -> None:
+    """The deadline is on each wait for more of the body, not on the whole body."""
+    content = os.urandom(90_000)
+    body = form(*OPENAI.fields, file_part(b"slow.bin", content))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT + 10) as sock:
+        started = time.monotonic()
+        sock.sendall(upload_head(OPENAI.upload_path, len(body)))
+        for offset in range(0, len(body), len(body) // 5 + 1):
+            sock.sendall(body[offset : offset + len(body) // 5 + 1])
+            time.sleep(TIMEOUT * 0.6)
+        raw = b""
+        while b'"status_details"' not in raw and (chunk := sock.recv(65536)):
+            raw += chunk
+        assert time.monotonic() - started > 2 * TIMEOUT  # longer than the timeout in all
+    assert status_of(raw) == 200, raw
+    file_id = body_of(raw)["id"]
+    assert httpx.get(f"{server.url}/v1/files/{file_id}/content").content == content
 
 
 def test_a_stalled_upload_part_gets_408_and_leaves_nothing(server: FileDockServer) -> None:
