@@ -5,6 +5,7 @@ Nothing runs at import time; `app.cli` builds the settings and serves the app.
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -119,6 +120,7 @@ async def _lifespan(app: FastAPI, settings: Settings, migrate: bool) -> AsyncIte
                 "Configure keys (FILEDOCK_API_KEYS or `filedock keys create`) to require them."
             )
         async with _batch_runner(app, settings, stores):
+            _freeze_start_up_objects()
             try:
                 yield
             finally:
@@ -129,6 +131,15 @@ async def _lifespan(app: FastAPI, settings: Settings, migrate: bool) -> AsyncIte
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await stores.deliverer.release_leases()
+
+
+def _freeze_start_up_objects() -> None:
+    """Move what start-up made (modules, routes, schemas: ~130k objects) out of the garbage
+    collector's sight. A full collection visited them all, 65 ms with the worker stopped, every
+    time the requests' surviving objects added up to a quarter of them: a latency spike
+    for every request in flight. After `gc.freeze` it visits only what requests left."""
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.asynccontextmanager

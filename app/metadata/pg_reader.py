@@ -71,4 +71,4 @@ async def _keep_session(_connection: "asyncpg.Connection[asyncpg.Record]") -> No
     reads change no session state and leave no transaction open."""
 
 
-READ_POOL_SIZE = 10  # per process: 8 clients per worker keep about as many connections busy
+READ_POOL_SIZE = 4
