@@ -7,8 +7,8 @@ import json
 import logging
 import logging.config
 import os
-import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -27,7 +27,7 @@ T = TypeVar("T")
 def app_from_environment() -> Any:
     """The ASGI app for each server worker process, configured from `FILEDOCK_*` variables; the
     worker's HTTP protocol gets its limits and shutdown grace from the same settings, before any
-    connection. The start-up check (`preflight`) has migrated the database: workers never import
+    connection. The start-up check (`_preflight_in_child`) has migrated the database: workers never import
     Alembic."""
     from app.main import create_app
     from app.server import shutdown
@@ -116,11 +116,11 @@ def serve(
     # Migrate and open the stores once, in a child process: the supervisor of several workers then
     # never imports the app, SQLAlchemy or Alembic, and stays small. A store that cannot be used
     # stops the start here, with one line and a non-zero status, whatever the number of workers.
-    preflight = subprocess.run([sys.executable, "-m", "app.cli", "preflight"], check=False)
-    if preflight.returncode < 0:
-        raise click.ClickException(f"the start-up check was killed by signal {-preflight.returncode}")
-    if preflight.returncode != 0:
-        sys.exit(preflight.returncode)
+    status = _preflight_in_child(settings)
+    if status < 0:
+        raise click.ClickException(f"the start-up check was killed by signal {-status}")
+    if status != 0:
+        sys.exit(status)
     metrics_dir = _fresh_metrics_dir(settings)
     from app.server.run import serve as run_server
 
@@ -195,16 +195,30 @@ def gc(data_dir: Path | None, grace_seconds: int | None) -> None:
     click.echo(f"gc: {report.removed} unreferenced blobs removed of {report.examined} examined")
 
 
-@main.command(hidden=True)
-def preflight() -> None:
+def _preflight_in_child(settings: Settings) -> int:
     """Migrate quietly, open the blob store and write to it, and refuse open mode on a public
-    address (run by `serve`). Any failure is one line, `Error: …`, and exit status 1."""
-    try:
-        _check_before_serving(_settings())
-    except click.ClickException as exc:
-        exc.show()
-        _leave(exc.exit_code)
-    _leave(0)
+    address, in a forked child: it starts from what this process has imported (the settings,
+    click), not from a new interpreter. Any failure is one line, `Error: …`, and exit status 1.
+    The child's exit status (negative: the signal that killed it)."""
+    sys.stdout.flush()  # or the child would write what is buffered a second time
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: it never returns into the caller
+        status = 1
+        try:
+            _check_before_serving(settings)
+            status = 0
+        except click.ClickException as exc:
+            exc.show()
+            status = exc.exit_code
+        except KeyboardInterrupt:
+            status = 130
+        except BaseException:  # a bug: its traceback, as the interpreter would print it
+            traceback.print_exc()
+        finally:
+            _leave(status)
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status)
 
 
 def _leave(status: int) -> NoReturn:
