@@ -6,8 +6,8 @@ A record's structured fields travel in `extra={"fields": {...}}`: the text forma
 as `name=value`, the JSON format adds them as keys. Nothing here imports the rest of FileDock.
 
 The access lines, one per request, skip `logging` (a record, a lock, a formatter and a write
-each cost about as much as the request they describe): `log_line` formats them as these
-formatters would, and `write_lines` writes them to stderr in batches.
+each cost about as much as the request they describe): `text_line` and `json_line` format them
+as these formatters would, and `write_lines` writes them to stderr in batches.
 """
 
 import json
@@ -80,29 +80,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def log_line(
-    log_format: LogFormat,
-    logger: str,
-    level: int,
-    message: str,
-    fields: dict[str, Any],
-    text: str,
-    created: float,
-) -> str:
-    """The line a record of `logger` at `level` made at `created` would be formatted as: in
-    JSON, with `message` and `fields`; in text, with `text` as the whole message (the access line
-    reads like nginx's combined log, so it places its fields itself)."""
-    level_name = logging.getLevelName(level)
-    if log_format == "json":
-        entry = {
-            "time": _iso_time(created),
-            "level": level_name.lower(),
-            "logger": logger,
-            "message": message,
-        }
-        entry.update(fields)
-        return json.dumps(entry, default=str, ensure_ascii=False)
-    return f"{_local_time(created)} {level_name} {logger}: {text}"
+def text_line(logger: str, level_name: str, created: float, message: str) -> str:
+    """The line `TextFormatter` writes for a record of `logger` at `level_name` made at
+    `created` whose whole message, fields included, is `message`."""
+    return text_lines(logger, level_name, [(created, message)])[0]
+
+
+def text_lines(logger: str, level_name: str, records: list[tuple[float, str]]) -> list[str]:
+    """`text_line` for each (created, message) of `records`, the time of each second made once."""
+    lines = []
+    shown_second, shown = -1, ""
+    for created, message in records:
+        second = int(created)
+        if second != shown_second:
+            shown_second, shown = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        lines.append(f"{shown},{int((created - second) * 1000):03d} {level_name} {logger}: {message}")
+    return lines
+
+
+def json_line(logger: str, level: str, created: float, message: str, fields: dict[str, Any]) -> str:
+    """The line `JsonFormatter` writes for such a record with `fields` (`level` in lower case)."""
+    entry = {"time": _iso_time(created), "level": level, "logger": logger, "message": message}
+    entry.update(fields)
+    return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 def write_lines(lines: list[str], fd: int | None = None) -> None:
@@ -111,21 +111,18 @@ def write_lines(lines: list[str], fd: int | None = None) -> None:
     pipe never cut into each other. A failing write (stderr closed) drops its lines: there is
     nowhere left to report it."""
     fd = _stderr_fd() if fd is None else fd
-    batch: list[bytes] = []
-    size = 0
-    for line in lines:
-        data = line.encode() + b"\n"
-        if batch and size + len(data) > select.PIPE_BUF:
-            _write_all(fd, b"".join(batch))
-            batch, size = [], 0
-        batch.append(data)
-        size += len(data)
-    if batch:
-        _write_all(fd, b"".join(batch))
-
-
-def _write_all(fd: int, data: bytes) -> None:
+    data = ("\n".join(lines) + "\n").encode()
     view = memoryview(data)
+    start = 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + select.PIPE_BUF) + 1  # after the last whole line
+        if end <= start:  # a line longer than PIPE_BUF: alone
+            end = data.index(b"\n", start) + 1
+        _write_all(fd, view[start:end])
+        start = end
+
+
+def _write_all(fd: int, view: memoryview) -> None:
     try:
         while view:
             view = view[os.write(fd, view) :]
@@ -154,14 +151,7 @@ class _SecondCache:
         return self.text
 
 
-_local_second = _SecondCache(lambda second: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)))
 _utc_second = _SecondCache(lambda second: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-
-
-def _local_time(created: float) -> str:
-    """As `logging.Formatter.formatTime` writes it by default: `2026-06-01 12:00:00,123`."""
-    second = int(created)
-    return f"{_local_second(second)},{int((created - second) * 1000):03d}"
 
 
 def _iso_time(created: float) -> str:

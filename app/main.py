@@ -83,18 +83,20 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.add_middleware(BodyIdleTimeout, idle_seconds=settings.body_idle_timeout_seconds)
     app.add_middleware(DialectDispatcher)
     app.add_middleware(EndAtShutdown, render=_in_dialect_of_path)  # inside AccessLog: its line says 503
-    _add_access_log(app, settings, app.state.request_metrics)
-    app.add_middleware(RequestIdMiddleware)
+    _add_request_ids(app, settings, app.state.request_metrics)
     return app
 
 
-def _add_access_log(app: FastAPI, settings: Settings, metrics: RequestMetrics | None) -> None:
-    """The access lines and the request metrics share one middleware; with both off, none."""
+def _add_request_ids(app: FastAPI, settings: Settings, metrics: RequestMetrics | None) -> None:
+    """The outermost middleware: request ids and common headers, and with the access lines or
+    the request metrics on, the counting they share, in the same pass (`AccessLog`)."""
     observers: list[Observer] = [] if metrics is None else [metrics]
     if settings.access_log:
         observers.append(AccessLines(settings.log_format))
     app.state.exchanges = Exchanges(observers) if observers else None
-    if app.state.exchanges is not None:
+    if app.state.exchanges is None:
+        app.add_middleware(RequestIdMiddleware)
+    else:
         app.add_middleware(AccessLog, exchanges=app.state.exchanges)
 
 

@@ -77,15 +77,12 @@ class RequestMetrics:
 
     def __init__(self) -> None:
         self._answered: dict[tuple[str, str, str, int], _Tally] = {}
-        self._bytes: dict[str, list[int]] = {}  # per dialect: received, sent, hang-ups
-        self._storage_errors = 0
 
     def started(self, exchange: Exchange) -> None:
-        if exchange.has_body:
-            UPLOADS_IN_PROGRESS.inc()
+        UPLOADS_IN_PROGRESS.inc()  # the access log tells of requests with a body only
 
     def answered(self, exchanges: Sequence[Exchange]) -> None:
-        answered, counted = self._answered, self._bytes
+        answered = self._answered
         for exchange in exchanges:
             if exchange.has_body:
                 UPLOADS_IN_PROGRESS.dec()
@@ -93,29 +90,27 @@ class RequestMetrics:
             tally = answered.get(key)
             if tally is None:
                 tally = answered[key] = _Tally()
-            tally.add(exchange.duration)
-            counts = counted.get(exchange.dialect)
-            if counts is None:
-                counts = counted[exchange.dialect] = [0, 0, 0]
-            counts[0] += exchange.bytes_in
-            counts[1] += exchange.bytes_out
-            counts[2] += exchange.hung_up
-            self._storage_errors += exchange.storage_error
+            tally.add(exchange)
 
     def flush(self) -> None:
         """Add what was tallied since the last flush to the metrics (and their files)."""
         answered, self._answered = self._answered, {}
+        per_dialect: dict[str, list[int]] = {}  # received, sent, hang-ups
+        storage_errors = 0
         for (dialect, route, method, status), tally in answered.items():
             REQUESTS.labels(dialect, route, method, str(status)).inc(tally.count)
             add_observations(DURATION.labels(dialect, route, method), tally.total, tally.buckets)
-        counted, self._bytes = self._bytes, {}
-        for dialect, (received, sent, hangups) in counted.items():
+            counts = per_dialect.setdefault(dialect, [0, 0, 0])
+            counts[0] += tally.received
+            counts[1] += tally.sent
+            counts[2] += tally.hangups
+            storage_errors += tally.storage_errors
+        for dialect, (received, sent, hangups) in per_dialect.items():
             for metric, amount in ((RECEIVED, received), (SENT, sent), (HANGUPS, hangups)):
                 if amount:
                     metric.labels(dialect).inc(amount)
-        if self._storage_errors:
-            STORAGE_ERRORS.inc(self._storage_errors)
-            self._storage_errors = 0
+        if storage_errors:
+            STORAGE_ERRORS.inc(storage_errors)
 
     async def flush_forever(self, interval: float = FLUSH_SECONDS) -> None:
         """Flush every `interval` seconds until cancelled, then once more."""
@@ -130,17 +125,22 @@ class RequestMetrics:
 class _Tally:
     """Requests of one label set since the last flush: their summed duration and duration
     histogram (one count per bucket, not cumulative, as prometheus-client keeps it), whose
-    total is their number."""
+    total is their number, and their bytes, hang-ups and storage errors."""
 
-    __slots__ = ("buckets", "total")
+    __slots__ = ("buckets", "hangups", "received", "sent", "storage_errors", "total")
 
     def __init__(self) -> None:
         self.total = 0.0
         self.buckets = [0] * len(_UPPER_BOUNDS)
+        self.received = self.sent = self.hangups = self.storage_errors = 0
 
-    def add(self, seconds: float) -> None:
-        self.total += seconds
-        self.buckets[bisect.bisect_left(_UPPER_BOUNDS, seconds)] += 1
+    def add(self, exchange: Exchange) -> None:
+        self.total += exchange.duration
+        self.buckets[bisect.bisect_left(_UPPER_BOUNDS, exchange.duration)] += 1
+        self.received += exchange.bytes_in
+        self.sent += exchange.bytes_out
+        self.hangups += exchange.hung_up
+        self.storage_errors += exchange.storage_error
 
     @property
     def count(self) -> int:

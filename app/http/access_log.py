@@ -1,5 +1,7 @@
-"""One access line per request, and the request metrics, fed by pure ASGI middleware just
-inside `RequestIdMiddleware`.
+"""One access line per request, and the request metrics, fed by pure ASGI middleware on the
+outside of the app, which also gives each request its id and common headers (as
+`RequestIdMiddleware` does when the access log and the metrics are off): one pass per response
+for both.
 
 The line names the request (its id, and the client's `X-Client-Request-Id`), the client's
 address, method, path (never the query string, which may hold a Gemini `key=`), the dialect,
@@ -9,9 +11,8 @@ the status, the bytes in and out, the duration and the caller's project; never a
 many bytes arrived.
 
 A request pays only for counting its bytes and keeping its `Exchange`: the finished exchanges
-are handed to the observers (the metrics, the access lines) in batches (`Exchanges`), at most
-a tenth of a second later, where tallying and formatting them in one loop costs a fraction of
-doing it request by request.
+are handed to the observers (the metrics, the access lines) in batches (`Exchanges`), at most a
+tenth of a second later, tallied and formatted in one loop, each line one f-string.
 """
 
 import asyncio
@@ -25,8 +26,8 @@ from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http.middleware import REQUEST_ID
-from app.logs import LogFormat, log_line, write_lines
+from app.http.middleware import REQUEST_ID, new_request_id, with_common_headers
+from app.logs import LogFormat, json_line, text_lines, write_lines
 
 log = logging.getLogger("filedock.access")
 EXCHANGE = "filedock.exchange"  # the scope key of the request's Exchange
@@ -62,16 +63,8 @@ class Exchange:
     client: tuple[str, int] | None = None
     duration: float = 0.0
     ended_at: float = 0.0  # the wall-clock time of its end, for its line
-
-    @property
-    def has_body(self) -> bool:
-        """An upload: a POST or PUT with a body (declared, or chunked)."""
-        return self.method in ("POST", "PUT") and (self.declared_bytes is None or self.declared_bytes > 0)
-
-    @property
-    def hung_up(self) -> bool:
-        """The client left before its body was complete."""
-        return self.disconnected and not self.body_complete
+    has_body: bool = False  # an upload: a POST or PUT with a body (declared, or chunked)
+    hung_up: bool = False  # the client left before its body was complete
 
 
 def note_error(scope: Scope, error: BaseException, *, storage: bool = False) -> None:
@@ -84,7 +77,8 @@ def note_error(scope: Scope, error: BaseException, *, storage: bool = False) -> 
 
 
 class Observer(Protocol):
-    """Hears of each request as it starts, and of the answered ones in batches."""
+    """Hears of each request with a body (an upload) as it starts, and of every answered
+    request in batches."""
 
     def started(self, exchange: Exchange) -> None: ...
 
@@ -138,10 +132,14 @@ class AccessLines:
         pass
 
     def answered(self, exchanges: Sequence[Exchange]) -> None:
-        if log.isEnabledFor(logging.INFO):
-            write_lines([self._line(exchange) for exchange in exchanges])
+        if not log.isEnabledFor(logging.INFO):
+            return
+        if self.log_format == "json":
+            write_lines([self._json_line(exchange) for exchange in exchanges])
+        else:
+            write_lines(text_lines(log.name, "INFO", [(e.ended_at, _combined(e)) for e in exchanges]))
 
-    def _line(self, exchange: Exchange) -> str:
+    def _json_line(self, exchange: Exchange) -> str:
         fields: dict[str, Any] = {
             "request_id": exchange.request_id,
             "client_request_id": _client_request_id(exchange.client_request_id),
@@ -157,18 +155,44 @@ class AccessLines:
         }
         if exchange.error is not None:
             fields.update(error=exchange.error, error_code=exchange.error_code)
-        hung_up = ""
         if exchange.hung_up:
-            declared = "" if exchange.declared_bytes is None else f" of {exchange.declared_bytes}"
-            hung_up = f": the client hung up after sending {exchange.bytes_in}{declared} bytes"
             fields["client_hung_up"] = True
-        message = f"{exchange.method} {exchange.path} {exchange.status}{hung_up}"
-        text = "" if self.log_format == "json" else _combined(fields, hung_up)
-        return log_line(self.log_format, log.name, logging.INFO, message, fields, text, exchange.ended_at)
+        message = f"{exchange.method} {exchange.path} {exchange.status}{_hung_up(exchange)}"
+        return json_line(log.name, "info", exchange.ended_at, message, fields)
+
+
+def _combined(e: Exchange) -> str:
+    """The text format's access line: like nginx's combined log, then each other field once."""
+    client = "-" if e.client is None else f"{e.client[0]}:{e.client[1]}"
+    project = "-" if e.project is None else _shown(e.project)
+    path = e.path if e.path.isprintable() and '"' not in e.path and "\\" not in e.path else _escaped(e.path)
+    client_request_id = (
+        "-" if e.client_request_id is None else _shown(_client_request_id(e.client_request_id))
+    )
+    line = (
+        f'{client} - {project} "{e.method} {path}" {e.status} {e.bytes_out} bytes_in={e.bytes_in}'
+        f" duration_ms={e.duration * 1000:.3f} dialect={e.dialect} request_id={e.request_id or '-'}"
+        f" client_request_id={client_request_id}"
+    )
+    if e.error is not None:
+        line += f" error={e.error} error_code={e.error_code or '-'}"
+    if e.hung_up:
+        line += f" client_hung_up=true{_hung_up(e)}"
+    return line
+
+
+def _hung_up(exchange: Exchange) -> str:
+    """What the line says of a client that left before its body was complete."""
+    if not exchange.hung_up:
+        return ""
+    declared = "" if exchange.declared_bytes is None else f" of {exchange.declared_bytes}"
+    return f": the client hung up after sending {exchange.bytes_in}{declared} bytes"
 
 
 class AccessLog:
-    """Counts the bytes of a request and its answer, and hands its `Exchange` to `exchanges`."""
+    """Gives the request its id and the common headers (`with_common_headers`), counts its
+    status and the bytes of its answer (and of its body, for a request with one), and hands
+    its `Exchange` to `exchanges`."""
 
     def __init__(self, app: ASGIApp, exchanges: Exchanges) -> None:
         self.app = app
@@ -178,20 +202,16 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exchange = Exchange(scope["method"], scope["path"])
+        request_id = scope[REQUEST_ID] = new_request_id()
+        exchange = scope[EXCHANGE] = Exchange(scope["method"], scope["path"], request_id=request_id)
         _read_headers(scope, exchange)
-        scope[EXCHANGE] = exchange
-        exchange.body_complete = not exchange.has_body
-        self.exchanges.started(exchange)
-
-        async def counting_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                exchange.bytes_in += len(message.get("body", b""))
-                exchange.body_complete = not message.get("more_body", False)
-            elif message["type"] == "http.disconnect":
-                exchange.disconnected = True
-            return message
+        declared = exchange.declared_bytes
+        exchange.has_body = exchange.method in ("POST", "PUT") and (declared is None or declared > 0)
+        if exchange.has_body:
+            self.exchanges.started(exchange)
+            receive = _counting_receive(receive, exchange)
+        else:
+            exchange.body_complete = True
 
         async def counting_send(message: Message) -> None:
             kind = message["type"]
@@ -199,62 +219,59 @@ class AccessLog:
                 exchange.bytes_out += len(message.get("body", b""))
             elif kind == "http.response.start":
                 exchange.status = message["status"]
+                message["headers"] = with_common_headers(message.get("headers", []), request_id)
             elif kind == "http.response.zerocopysend":
                 exchange.bytes_out += int(message.get("count") or 0)
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, counting_send)
+            await self.app(scope, receive, counting_send)
         finally:
-            self._finish(scope, exchange)
+            _finish(scope, exchange)
+            self.exchanges.finished(exchange)
 
-    def _finish(self, scope: Scope, exchange: Exchange) -> None:
-        exchange.duration = time.perf_counter() - exchange.started
-        exchange.ended_at = time.time()
-        exchange.dialect = scope.get(DIALECT) or "-"
-        exchange.route = _route_template(scope)
-        caller = scope.get(CALLER)
-        exchange.project = None if caller is None else caller.project
-        exchange.request_id = scope.get(REQUEST_ID)
-        exchange.client = scope.get("client")
-        if exchange.status == 0:
-            exchange.status = 500  # the app raised before answering; the server answers 500
-        self.exchanges.finished(exchange)
+
+def _counting_receive(receive: Receive, exchange: Exchange) -> Receive:
+    async def counting_receive() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            exchange.bytes_in += len(message.get("body", b""))
+            exchange.body_complete = not message.get("more_body", False)
+        elif message["type"] == "http.disconnect":
+            exchange.disconnected = True
+        return message
+
+    return counting_receive
+
+
+def _finish(scope: Scope, exchange: Exchange) -> None:
+    exchange.duration = time.perf_counter() - exchange.started
+    exchange.ended_at = time.time()
+    exchange.dialect = scope.get(DIALECT) or "-"
+    exchange.route = scope.get(ROUTE) or _route_template(scope)
+    caller = scope.get(CALLER)
+    if caller is not None:
+        exchange.project = caller.project
+    exchange.client = scope.get("client")
+    exchange.hung_up = exchange.disconnected and not exchange.body_complete
+    if exchange.status == 0:
+        exchange.status = 500  # the app raised before answering; the server answers 500
 
 
 def _read_headers(scope: Scope, exchange: Exchange) -> None:
     """The two request headers the exchange keeps, in one pass."""
-    for key, value in scope.get("headers", ()):
-        name = key.lower()
+    for name, value in scope["headers"]:
         if name == b"content-length":
             exchange.declared_bytes = int(value) if value.isdigit() else None
         elif name == b"x-client-request-id" and exchange.client_request_id is None:
             exchange.client_request_id = bytes(value)
 
 
-def _combined(f: dict[str, Any], hung_up: str) -> str:
-    """The text format's access line: like nginx's combined log, then each other field once."""
-    line = (
-        f'{f["client"] or "-"} - {_shown(f["project"])} "{f["method"]} {_escaped(f["path"])}"'
-        f" {f['status']} {f['bytes_out']} bytes_in={f['bytes_in']} duration_ms={f['duration_ms']}"
-        f" dialect={f['dialect']} request_id={f['request_id'] or '-'}"
-        f" client_request_id={_shown(f['client_request_id'])}"
-    )
-    if "error" in f:
-        line += f" error={f['error']} error_code={f['error_code'] or '-'}"
-    if hung_up:
-        line += f" client_hung_up=true{hung_up}"
-    return line
-
-
 def _route_template(scope: Scope) -> str:
     """The route that answered, as a template (`/v1/files/{file_id}`), for bounded metric labels.
     A route included under a prefix or mounted knows only its own part of the path; the prefix
     is the part of the path before what the route's pattern matches. (The hottest requests, the
-    fast reads, name their template in the scope and skip this.)"""
-    template = scope.get(ROUTE)
-    if template:
-        return str(template)
+    fast reads, name their template in the scope as `ROUTE` and skip this.)"""
     route = scope.get("route")
     pattern, template = getattr(route, "path_regex", None), getattr(route, "path_format", None)
     if pattern is None or not template:

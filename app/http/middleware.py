@@ -25,7 +25,8 @@ def request_id(request: Request) -> str | None:
 class RequestIdMiddleware:
     """Gives every response an `x-request-id` (`req_…`), which the SDK exposes as `request_id`,
     and the `SECURITY_HEADERS`: the one place headers common to all responses are added. A
-    response that states its own content security policy keeps it."""
+    response that states its own content security policy keeps it. (With the access log or the
+    metrics on, `app.http.access_log.AccessLog` does this in the same pass as its counting.)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,18 +35,21 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = "req_" + secrets.token_hex(16)
-        scope[REQUEST_ID] = request_id
+        request_id = scope[REQUEST_ID] = new_request_id()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = _with_common_headers(message.get("headers", []), request_id)
+                message["headers"] = with_common_headers(message.get("headers", []), request_id)
             await send(message)
 
         await self.app(scope, receive, send_with_id)
 
 
-def _with_common_headers(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(16)
+
+
+def with_common_headers(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
     """`headers` with the request id and the security headers, which replace any the app set,
     except a content security policy of the app's own."""
     own_policy = [h for h in headers if h[0].lower() == _POLICY][:1]

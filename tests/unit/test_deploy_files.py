@@ -23,7 +23,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import app.metadata.migrate
 from app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +94,6 @@ def serve_image_command(data_dir: Path, **settings: str) -> tuple[int, dict[str,
     assert program == "filedock"
     with (
         mock.patch.dict(os.environ),  # `serve` exports its settings; put the environment back after
-        mock.patch.object(app.metadata.migrate, "upgrade_to_head"),
         mock.patch(
             "app.server.run.serve",
             lambda settings, *args: served.update(host=settings.host, port=settings.port),

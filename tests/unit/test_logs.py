@@ -7,7 +7,7 @@ import os
 import select
 import threading
 
-from app.logs import TEXT_FORMAT, JsonFormatter, TextFormatter, log_line, write_lines
+from app.logs import TEXT_FORMAT, JsonFormatter, TextFormatter, json_line, text_line, write_lines
 
 
 def record(message: str, fields: dict[str, object]) -> logging.LogRecord:
@@ -19,17 +19,14 @@ def record(message: str, fields: dict[str, object]) -> logging.LogRecord:
 def test_text_line_is_what_the_text_formatter_writes() -> None:
     plain = record("GET /v1/files 200", {})
     expected = TextFormatter(TEXT_FORMAT).format(plain)
-    line = log_line(
-        "text", "filedock.access", logging.INFO, "ignored", {}, "GET /v1/files 200", plain.created
-    )
-    assert line == expected
+    assert text_line("filedock.access", "INFO", plain.created, "GET /v1/files 200") == expected
 
 
 def test_json_line_is_what_the_json_formatter_writes() -> None:
     fields = {"status": 200, "project": None, "path": "/v1/files/é"}
     plain = record("GET /v1/files 200", fields)
     expected = json.loads(JsonFormatter().format(plain))
-    line = log_line("json", "filedock.access", logging.INFO, "GET /v1/files 200", fields, "", plain.created)
+    line = json_line("filedock.access", "info", plain.created, "GET /v1/files 200", fields)
     assert json.loads(line) == expected
 
 

@@ -34,8 +34,8 @@ def samples(registry: CollectorRegistry) -> list[str]:
 def test_tally_puts_a_duration_in_the_first_bucket_that_holds_it() -> None:
     tally = _Tally()
     for seconds in (0.001, 0.0011, 300.0, 301.0):
-        tally.add(seconds)
-    assert tally.count == 4
+        tally.add(Exchange("GET", "/t", duration=seconds, bytes_out=10))
+    assert tally.count == 4 and tally.sent == 40
     assert tally.buckets[0] == 1 and tally.buckets[1] == 1 and tally.buckets[-2:] == [1, 1]
 
 
