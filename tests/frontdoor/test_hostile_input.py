@@ -785,9 +785,12 @@ def test_a_slow_upload_that_never_pauses_for_the_timeout_is_stored(server: FileD
     with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT + 10) as sock:
         started = time.monotonic()
         sock.sendall(upload_head(OPENAI.upload_path, len(body)))
-        for offset in range(0, len(body), len(body) // 5 + 1):
-            sock.sendall(body[offset : offset + len(body) // 5 + 1])
-            time.sleep(TIMEOUT * 0.6)
+        # Ten pieces 0.3 timeouts apart: 3 timeouts in all, and a gap that a loaded machine may
+        # stretch by most of a timeout before it looks like a stall (0.6 apart failed under load).
+        piece = len(body) // 10 + 1
+        for offset in range(0, len(body), piece):
+            sock.sendall(body[offset : offset + piece])
+            time.sleep(TIMEOUT * 0.3)
         raw = b""
         while b'"status_details"' not in raw and (chunk := sock.recv(65536)):
             raw += chunk
