@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from tests import loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = os.environ.get("FILEDOCK_TEST_BACKEND", "embedded")
@@ -144,17 +144,17 @@ class SeaweedS3:
         return self
 
     def _bucket_made(self) -> bool:
-        response = httpx.put(f"{self.endpoint}/{self.bucket}", timeout=5)
+        response = loopback.put(f"{self.endpoint}/{self.bucket}", timeout=5)
         return response.status_code in (200, 409) or "BucketAlreadyOwnedByYou" in response.text
 
     def _first_write_done(self) -> bool:
         key = f"{self.endpoint}/{self.bucket}/_warm-up"
-        done = httpx.put(key, content=b"x", timeout=DEADLINE_SECONDS).status_code == 200
-        return done and httpx.delete(key, timeout=10).status_code in (200, 204)
+        done = loopback.put(key, content=b"x", timeout=DEADLINE_SECONDS).status_code == 200
+        return done and loopback.delete(key, timeout=10).status_code in (200, 204)
 
     def keys(self, prefix: str) -> list[str]:
         """Object keys under `prefix` (unsigned ListObjectsV2; SeaweedFS here has no identities)."""
-        response = httpx.get(
+        response = loopback.get(
             f"{self.endpoint}/{self.bucket}", params={"list-type": "2", "prefix": prefix}, timeout=10
         )
         response.raise_for_status()
@@ -164,15 +164,15 @@ class SeaweedS3:
         return sorted(keys)
 
     def put(self, key: str, data: bytes) -> None:
-        httpx.put(f"{self.endpoint}/{self.bucket}/{key}", content=data, timeout=10).raise_for_status()
+        loopback.put(f"{self.endpoint}/{self.bucket}/{key}", content=data, timeout=10).raise_for_status()
 
     def delete(self, key: str) -> None:
-        httpx.delete(f"{self.endpoint}/{self.bucket}/{key}", timeout=10).raise_for_status()
+        loopback.delete(f"{self.endpoint}/{self.bucket}/{key}", timeout=10).raise_for_status()
 
     def unfinished_uploads(self, prefix: str) -> list[str]:
         """Keys of multipart uploads begun and neither completed nor aborted (ListMultipartUploads)."""
         params = {"uploads": "", "prefix": prefix}
-        response = httpx.get(f"{self.endpoint}/{self.bucket}", params=params, timeout=10)
+        response = loopback.get(f"{self.endpoint}/{self.bucket}", params=params, timeout=10)
         response.raise_for_status()
         return sorted(part.split("</Key>", 1)[0] for part in response.text.split("<Key>")[1:])
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests import scaleout
+from tests import loopback, scaleout
 
 ROOT = Path(__file__).resolve().parents[1]
 FILEDOCK_BIN = os.environ.get("FILEDOCK_BIN") or str(ROOT / ".venv" / "bin" / "filedock")
@@ -100,7 +100,7 @@ class FileDockServer:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"filedock exited with {self.process.returncode}; see {self.log_path}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if loopback.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

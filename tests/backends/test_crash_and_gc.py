@@ -10,12 +10,11 @@ import subprocess
 import time
 from collections.abc import Callable
 
-import httpx
 import openai
 import pytest
 
 from app.blobs.s3 import S3BlobStore
-from tests import scaleout
+from tests import loopback, scaleout
 from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment, wait_until
 
 BOUNDARY = "crashcrashcrash"
@@ -85,7 +84,7 @@ def test_sigkill_mid_upload_leaves_no_visible_file_and_gc_no_orphan(
     run_gc(scaleout_settings, str(tmp_path))
 
     assert object_keys(services, scaleout_settings) == row_keys(services, scaleout_settings) == {kept_blob}
-    assert httpx.get(f"{survivor.openai_url}/files/{kept.id}/content").content == b"kept"
+    assert loopback.get(f"{survivor.openai_url}/files/{kept.id}/content").content == b"kept"
 
 
 def kept_key(file_id: str, services: scaleout.ScaleOutBackend, settings: dict[str, str]) -> str:
@@ -116,7 +115,7 @@ def test_gc_removes_a_blob_no_row_names_and_keeps_the_rest(
     assert "1 unreferenced blobs removed" in output, output
     assert object_keys(services, scaleout_settings) == row_keys(services, scaleout_settings)
     assert len(row_keys(services, scaleout_settings)) == 2  # the file's blob and the open Upload's Part
-    assert httpx.get(f"{server.openai_url}/files/{kept.id}/content").content == b"kept"
+    assert loopback.get(f"{server.openai_url}/files/{kept.id}/content").content == b"kept"
 
 
 async def put_orphan(services: scaleout.ScaleOutBackend, settings: dict[str, str], key: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from app.metadata.migrate import alembic_config
-from tests import scaleout
+from tests import loopback, scaleout
 from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment
 
 
@@ -41,10 +41,10 @@ def test_file_made_on_one_replica_is_listed_read_and_deleted_on_the_other(
         made = a.files.create(file=("both.txt", b"0123456789" * 1000), purpose="user_data")
         assert made.id in {f.id for f in b.files.list()}
         assert b.files.content(made.id).read() == b"0123456789" * 1000
-        ranged = httpx.get(f"{second.openai_url}/files/{made.id}/content", headers={"Range": "bytes=5-14"})
+        ranged = loopback.get(f"{second.openai_url}/files/{made.id}/content", headers={"Range": "bytes=5-14"})
         assert (ranged.status_code, ranged.content) == (206, b"5678901234")
         assert b.files.delete(made.id).deleted
-        assert httpx.get(f"{first.openai_url}/files/{made.id}").status_code == 404
+        assert loopback.get(f"{first.openai_url}/files/{made.id}").status_code == 404
 
 
 def test_upload_parts_spread_over_both_replicas_assemble_in_order(
@@ -71,9 +71,9 @@ def test_large_file_streams_through_s3_multipart_on_either_replica(
     body = bytes(range(256)) * (80 * 1024)  # 20 MiB: several S3 parts
     with sdk(first) as a:
         made = a.files.create(file=("big.bin", body), purpose="user_data")
-    with httpx.stream("GET", f"{second.openai_url}/files/{made.id}/content", timeout=60) as response:
+    with loopback.stream("GET", f"{second.openai_url}/files/{made.id}/content", timeout=60) as response:
         assert b"".join(response.iter_bytes()) == body
-    tail = httpx.get(f"{second.openai_url}/files/{made.id}/content", headers={"Range": "bytes=-1000"})
+    tail = loopback.get(f"{second.openai_url}/files/{made.id}/content", headers={"Range": "bytes=-1000"})
     assert tail.content == body[-1000:]
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests import loopback
 from tests.backends.relay import Relay
 from tests.servers import FileDockServer
 
@@ -49,7 +50,7 @@ def test_silent_database_gives_a_prompt_503(relayed: Callable[[str], tuple[FileD
     server, relay = relayed("postgres")
     relay.black_hole = True
     started = time.monotonic()
-    response = httpx.get(f"{server.openai_url}/files", timeout=60)
+    response = loopback.get(f"{server.openai_url}/files", timeout=60)
     assert_prompt_503(response, started)
     relay.black_hole = False
 
@@ -58,13 +59,13 @@ def test_silent_s3_gives_a_prompt_503_on_upload_and_download(
     relayed: Callable[[str], tuple[FileDockServer, Relay]],
 ) -> None:
     server, relay = relayed("s3")
-    made = httpx.post(
+    made = loopback.post(
         f"{server.openai_url}/files", data={"purpose": "user_data"}, files={"file": ("a.txt", b"abc")}
     )
     assert made.status_code == 200, made.text
     relay.black_hole = True
     started = time.monotonic()
-    upload = httpx.post(
+    upload = loopback.post(
         f"{server.openai_url}/files",
         data={"purpose": "user_data"},
         files={"file": ("b.txt", b"xyz")},
@@ -72,8 +73,8 @@ def test_silent_s3_gives_a_prompt_503_on_upload_and_download(
     )
     assert_prompt_503(upload, started)
     started = time.monotonic()
-    download = httpx.get(f"{server.openai_url}/files/{made.json()['id']}/content", timeout=60)
+    download = loopback.get(f"{server.openai_url}/files/{made.json()['id']}/content", timeout=60)
     assert_prompt_503(download, started)
     relay.black_hole = False
-    listed = httpx.get(f"{server.openai_url}/files").json()["data"]
+    listed = loopback.get(f"{server.openai_url}/files").json()["data"]
     assert [f["filename"] for f in listed] == ["a.txt"]  # the failed upload left no row

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import clean_environment, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,13 +66,13 @@ def make_run(clone: Path) -> Iterator[str]:
 
 def _healthy(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        return loopback.get(f"{url}/healthz", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
 
 
 def test_make_run_serves_from_a_fresh_clone(make_run: str) -> None:
-    assert httpx.get(f"{make_run}/healthz", timeout=5).json() == {"status": "ok"}
+    assert loopback.get(f"{make_run}/healthz", timeout=5).json() == {"status": "ok"}
 
 
 def test_make_run_installs_no_test_tools(make_run: str, clone: Path) -> None:

@@ -19,6 +19,7 @@ import pytest
 from google import genai
 from google.genai import types
 
+from tests import loopback
 from tests.servers import FileDockServer, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +106,7 @@ def proxy(filedock: FileDockServer, tmp_path_factory: pytest.TempPathFactory) ->
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return loopback.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment, free_port, wait_until
 
 # What a worker on SQLite and local disk must not import: the other backends' drivers, the
@@ -53,7 +54,7 @@ def test_a_worker_that_dies_is_replaced(make_server: Callable[..., FileDockServe
     os.kill(first, signal.SIGKILL)
     assert wait_until(lambda: len(children(supervisor)) == 2 and first not in children(supervisor))
     assert second in children(supervisor)
-    assert all(httpx.get(f"{server.url}/healthz").status_code == 200 for _ in range(6))
+    assert all(loopback.get(f"{server.url}/healthz").status_code == 200 for _ in range(6))
 
 
 def test_sighup_replaces_every_worker(make_server: Callable[..., FileDockServer]) -> None:
@@ -98,7 +99,7 @@ def test_a_worker_on_sqlite_and_disk_imports_only_what_they_need(tmp_path: Path)
         try:
             ready = wait_until(lambda: _healthy(port) or worker.poll() is not None, seconds=30)
             assert ready and worker.poll() is None, "the worker did not answer /healthz"
-            assert httpx.get(f"http://127.0.0.1:{port}/v1/files").status_code == 200
+            assert loopback.get(f"http://127.0.0.1:{port}/v1/files").status_code == 200
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=30)
@@ -111,7 +112,7 @@ def test_a_worker_on_sqlite_and_disk_imports_only_what_they_need(tmp_path: Path)
 
 def _healthy(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        return loopback.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
 

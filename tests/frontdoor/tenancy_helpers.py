@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests import scaleout
+from tests import loopback, scaleout
 from tests.servers import FILEDOCK_BIN, FileDockServer, free_port
 
 # --- keys and projects ---------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def upload_openai(
     extra_headers: dict[str, str] | None = None,
     expect: int | None = 200,
 ) -> httpx.Response:
-    response = httpx.post(
+    response = loopback.post(
         f"{server.url}/openai/v1/files",
         headers={**openai_auth(key), **(extra_headers or {})},
         files={"file": (name, data, "text/plain")},
@@ -133,7 +133,7 @@ def create_openai(
 def upload_anthropic(
     server: FileDockServer, key: str | None, data: bytes = b"hello", name: str = "a.txt"
 ) -> httpx.Response:
-    return httpx.post(
+    return loopback.post(
         f"{server.url}/anthropic/v1/files",
         headers=anthropic_auth(key),
         files={"file": (name, data, "text/plain")},
@@ -155,7 +155,7 @@ def gemini_start(
         params["key"] = key
     else:
         headers.update(gemini_auth(key))
-    return httpx.post(
+    return loopback.post(
         f"{server.url}{prefix}/upload/v1beta/files",
         headers=headers,
         params=params,
@@ -168,7 +168,7 @@ def gemini_chunk(
     url: str, data: bytes, offset: int, command: str = "upload, finalize", **headers: str
 ) -> httpx.Response:
     sent = {"x-goog-upload-command": command, "x-goog-upload-offset": str(offset), **headers}
-    return httpx.post(url, headers=sent, content=data, timeout=30)
+    return loopback.post(url, headers=sent, content=data, timeout=30)
 
 
 def upload_gemini(server: FileDockServer, key: str | None, data: bytes = b"hello") -> httpx.Response:
@@ -184,7 +184,7 @@ def openai_ids(server: FileDockServer, key: str | None, **headers: str) -> set[s
 
 
 def openai_files(server: FileDockServer, key: str | None, **headers: str) -> list[dict[str, Any]]:
-    response = httpx.get(
+    response = loopback.get(
         f"{server.url}/openai/v1/files",
         headers={**openai_auth(key), **headers},
         params={"limit": 10000},
@@ -196,7 +196,7 @@ def openai_files(server: FileDockServer, key: str | None, **headers: str) -> lis
 
 
 def anthropic_ids(server: FileDockServer, key: str | None, **headers: str) -> set[str]:
-    response = httpx.get(
+    response = loopback.get(
         f"{server.url}/anthropic/v1/files",
         headers={**anthropic_auth(key), **headers},
         params={"limit": 1000},
@@ -207,7 +207,7 @@ def anthropic_ids(server: FileDockServer, key: str | None, **headers: str) -> se
 
 
 def gemini_names(server: FileDockServer, key: str | None, **headers: str) -> set[str]:
-    response = httpx.get(
+    response = loopback.get(
         f"{server.url}/gemini/v1beta/files",
         headers={**gemini_auth(key), **headers},
         params={"pageSize": 100},
@@ -388,7 +388,10 @@ class ServeProcess:
             if self.process.poll() is not None:
                 return False
             try:
-                if httpx.get(f"http://{self.probe_host}:{self.port}/healthz", timeout=1).status_code == 200:
+                if (
+                    loopback.get(f"http://{self.probe_host}:{self.port}/healthz", timeout=1).status_code
+                    == 200
+                ):
                     return True
             except httpx.TransportError:
                 pass

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback
 from tests.frontdoor.tenancy_helpers import QUICK, Cli
 from tests.servers import FileDockServer, clean_environment
 
@@ -71,12 +72,12 @@ def test_backup_under_uploads_restores_byte_exact(
     assert "no problems" in verified.stdout
 
     copy = make_server(data_dir=restored_dir, **QUICK)
-    listed = httpx.get(f"{copy.openai_url}/files").json()["data"]
+    listed = loopback.get(f"{copy.openai_url}/files").json()["data"]
     ids = {f["id"] for f in listed}
     assert set(before.sent) <= ids  # every file that existed before the backup began
     sent = {**before.sent, **traffic.sent}
     for file_id in ids:
-        assert httpx.get(f"{copy.openai_url}/files/{file_id}/content").content == sent[file_id]
+        assert loopback.get(f"{copy.openai_url}/files/{file_id}/content").content == sent[file_id]
 
 
 def test_restore_refuses_a_data_dir_that_has_a_database(

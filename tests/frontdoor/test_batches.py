@@ -18,6 +18,7 @@ import openai
 import pytest
 from openai.types import Batch
 
+from tests import loopback
 from tests.servers import ROOT, FileDockServer, free_port, wait_until
 
 FINAL = ("completed", "failed", "expired", "cancelled")
@@ -33,7 +34,7 @@ class UpstreamServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=5).json()
+        result: dict[str, Any] = loopback.get(f"http://127.0.0.1:{self.port}/stats", timeout=5).json()
         return result
 
 
@@ -215,7 +216,9 @@ def test_output_expires_after_sets_the_output_file_expiry(shared_dock: Dock) -> 
 def test_batch_json_has_exactly_the_sdk_fields(shared_dock: Dock) -> None:
     server, _, client = shared_dock
     batch = wait_for(client, start_batch(client, [request_line("x")]).id)
-    raw = httpx.get(f"{server.openai_url}/batches/{batch.id}", headers={"authorization": "Bearer k"}).json()
+    raw = loopback.get(
+        f"{server.openai_url}/batches/{batch.id}", headers={"authorization": "Bearer k"}
+    ).json()
     assert set(raw) == set(Batch.model_fields)
     assert raw["request_counts"] == {"completed": 1, "failed": 0, "total": 1}
 
@@ -253,7 +256,7 @@ def test_create_with_a_bad_parameter_is_400(shared_dock: Dock, change: dict[str,
         "completion_window": "24h",
         **change,
     }
-    answer = httpx.post(f"{server.openai_url}/batches", json=body, headers={"authorization": "Bearer k"})
+    answer = loopback.post(f"{server.openai_url}/batches", json=body, headers={"authorization": "Bearer k"})
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == param
 
@@ -497,7 +500,7 @@ def test_a_finished_batch_is_told_to_webhooks_and_verifies_with_unwrap(
     try:
         _, _, client = batch_dock(webhook_allow_private="true", webhook_poll_interval_seconds="0.2")
         # Made over raw HTTP: openai 2.x, which runs this file too, has `unwrap` but not `create`.
-        made = httpx.post(
+        made = loopback.post(
             f"{client.base_url}webhook_endpoints",
             json={"url": receiver.url, "name": "batches", "event_types": ["batch.completed", "batch.failed"]},
             headers={"authorization": "Bearer k"},

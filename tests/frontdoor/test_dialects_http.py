@@ -6,6 +6,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer
 
 ANTHROPIC = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
@@ -13,7 +14,9 @@ GEMINI = {"x-goog-api-key": "k"}
 
 
 def upload_anthropic(base: str, name: str = "a.txt", data: bytes = b"hello") -> dict:
-    response = httpx.post(f"{base}/v1/files", headers=ANTHROPIC, files={"file": (name, data, "text/plain")})
+    response = loopback.post(
+        f"{base}/v1/files", headers=ANTHROPIC, files={"file": (name, data, "text/plain")}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -27,14 +30,14 @@ def start_gemini(base: str, size: int, version: str = "v1beta", **headers: str) 
         **GEMINI,
         **headers,
     }
-    return httpx.post(
+    return loopback.post(
         f"{base}/upload/{version}/files", headers=start, json={"file": {"displayName": "g.txt"}}
     )
 
 
 def chunk(url: str, data: bytes, offset: int, command: str = "upload") -> httpx.Response:
     headers = {"x-goog-upload-command": command, "x-goog-upload-offset": str(offset)}
-    return httpx.post(url, headers=headers, content=data)
+    return loopback.post(url, headers=headers, content=data)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +56,7 @@ def chunk(url: str, data: bytes, offset: int, command: str = "upload") -> httpx.
     ],
 )
 def test_bare_root_is_sniffed(server: FileDockServer, path: str, headers: dict, keys: set) -> None:
-    response = httpx.get(server.url + path, headers=headers)
+    response = loopback.get(server.url + path, headers=headers)
     assert response.status_code == 200
     assert keys <= set(response.json())
     if not keys:  # Gemini: {} or {"files": [...]}, never another dialect's keys
@@ -62,29 +65,35 @@ def test_bare_root_is_sniffed(server: FileDockServer, path: str, headers: dict, 
 
 def test_one_file_has_three_faces(make_server: Callable[..., FileDockServer]) -> None:
     server = make_server()
-    created = httpx.post(
+    created = loopback.post(
         f"{server.url}/openai/v1/files",
         files={"file": ("x.txt", b"one store")},
         data={"purpose": "user_data"},
     ).json()
     anthropic_id = "file_" + created["id"].removeprefix("file-")
-    metadata = httpx.get(f"{server.url}/anthropic/v1/files/{anthropic_id}", headers=ANTHROPIC).json()
+    metadata = loopback.get(f"{server.url}/anthropic/v1/files/{anthropic_id}", headers=ANTHROPIC).json()
     assert (metadata["id"], metadata["size_bytes"], metadata["filename"]) == (anthropic_id, 9, "x.txt")
-    [resource] = httpx.get(f"{server.url}/gemini/v1beta/files", headers=GEMINI).json()["files"]
+    [resource] = loopback.get(f"{server.url}/gemini/v1beta/files", headers=GEMINI).json()["files"]
     assert (resource["displayName"], resource["sizeBytes"]) == ("x.txt", "9")
-    content = httpx.get(f"{server.url}/gemini/v1beta/{resource['name']}:download?alt=media", headers=GEMINI)
+    content = loopback.get(
+        f"{server.url}/gemini/v1beta/{resource['name']}:download?alt=media", headers=GEMINI
+    )
     assert content.content == b"one store"
-    httpx.delete(f"{server.url}/gemini/v1beta/{resource['name']}", headers=GEMINI).raise_for_status()
-    assert httpx.get(f"{server.url}/v1/files/{created['id']}").status_code == 404
+    loopback.delete(f"{server.url}/gemini/v1beta/{resource['name']}", headers=GEMINI).raise_for_status()
+    assert loopback.get(f"{server.url}/v1/files/{created['id']}").status_code == 404
 
 
 def test_anthropic_pages_backwards_with_before_id(make_server: Callable[..., FileDockServer]) -> None:
     base = make_server().url + "/anthropic"
     ids = [upload_anthropic(base, f"f{i}.txt")["id"] for i in range(5)]  # newest last
-    page = httpx.get(f"{base}/v1/files", headers=ANTHROPIC, params={"before_id": ids[1], "limit": 2}).json()
+    page = loopback.get(
+        f"{base}/v1/files", headers=ANTHROPIC, params={"before_id": ids[1], "limit": 2}
+    ).json()
     assert [f["id"] for f in page["data"]] == [ids[3], ids[2]]
     assert (page["first_id"], page["last_id"], page["has_more"]) == (ids[3], ids[2], True)
-    older = httpx.get(f"{base}/v1/files", headers=ANTHROPIC, params={"after_id": ids[3], "limit": 10}).json()
+    older = loopback.get(
+        f"{base}/v1/files", headers=ANTHROPIC, params={"after_id": ids[3], "limit": 10}
+    ).json()
     assert [f["id"] for f in older["data"]] == [ids[2], ids[1], ids[0]]
     assert (older["has_more"], older["next_page"]) == (False, None)
 
@@ -93,13 +102,13 @@ def test_anthropic_ids_filter_drops_unknown_ids(server: FileDockServer) -> None:
     base = server.url + "/anthropic"
     kept = upload_anthropic(base)["id"]
     params = [("ids[]", kept), ("ids[]", "file_AAAAAAAAAAAAAAAAAAAAAAAA"), ("ids[]", "nonsense")]
-    page = httpx.get(f"{base}/v1/files", headers=ANTHROPIC, params=params).json()
+    page = loopback.get(f"{base}/v1/files", headers=ANTHROPIC, params=params).json()
     assert [f["id"] for f in page["data"]] == [kept]
     assert (page["has_more"], page["next_page"]) == (False, None)
 
 
 def test_anthropic_404_body(server: FileDockServer) -> None:
-    response = httpx.get(f"{server.url}/v1/files/file_AAAAAAAAAAAAAAAAAAAAAAAA", headers=ANTHROPIC)
+    response = loopback.get(f"{server.url}/v1/files/file_AAAAAAAAAAAAAAAAAAAAAAAA", headers=ANTHROPIC)
     assert response.status_code == 404
     body = response.json()
     assert body == {
@@ -118,7 +127,7 @@ def test_anthropic_404_body(server: FileDockServer) -> None:
     ],
 )
 def test_anthropic_400_body(server: FileDockServer, params: dict) -> None:
-    response = httpx.get(f"{server.url}/anthropic/v1/files", headers=ANTHROPIC, params=params)
+    response = loopback.get(f"{server.url}/anthropic/v1/files", headers=ANTHROPIC, params=params)
     assert response.status_code == 400
     assert response.headers["x-should-retry"] == "false"
     body = response.json()
@@ -126,12 +135,12 @@ def test_anthropic_400_body(server: FileDockServer, params: dict) -> None:
 
 
 def test_anthropic_unknown_route_is_anthropic_404(server: FileDockServer) -> None:
-    response = httpx.get(f"{server.url}/anthropic/v1/nothing", headers=ANTHROPIC)
+    response = loopback.get(f"{server.url}/anthropic/v1/nothing", headers=ANTHROPIC)
     assert (response.status_code, response.json()["error"]["type"]) == (404, "not_found_error")
 
 
 def test_gemini_404_body(server: FileDockServer) -> None:
-    response = httpx.get(f"{server.url}/v1beta/files/0000000000000000000000000000")
+    response = loopback.get(f"{server.url}/v1beta/files/0000000000000000000000000000")
     assert response.status_code == 404
     assert response.json() == {
         "error": {
@@ -144,7 +153,7 @@ def test_gemini_404_body(server: FileDockServer) -> None:
 
 @pytest.mark.parametrize("params", [{"pageSize": "abc"}, {"pageSize": "-1"}, {"pageToken": "file-x"}])
 def test_gemini_400_body(server: FileDockServer, params: dict) -> None:
-    response = httpx.get(f"{server.url}/gemini/v1/files", headers=GEMINI, params=params)
+    response = loopback.get(f"{server.url}/gemini/v1/files", headers=GEMINI, params=params)
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
@@ -159,7 +168,7 @@ def test_gemini_resumable_upload_step_by_step(server: FileDockServer) -> None:
     assert chunk(url, b"hello", 0).headers["x-goog-upload-status"] == "active"
     refused = chunk(url, b"again", 0)  # a stale offset: the chunk is refused, the session kept
     assert (refused.status_code, refused.headers["x-goog-upload-status"]) == (400, "final")
-    query = httpx.post(url, headers={"x-goog-upload-command": "query"})
+    query = loopback.post(url, headers={"x-goog-upload-command": "query"})
     assert query.headers["x-goog-upload-size-received"] == "5"
     final = chunk(url, b"world", 5, "upload, finalize")
     assert final.headers["x-goog-upload-status"] == "final"
@@ -178,20 +187,22 @@ def test_gemini_finalize_before_all_bytes_is_400(server: FileDockServer) -> None
 
 def test_gemini_cancelled_session_is_gone(server: FileDockServer) -> None:
     url = start_gemini(server.url, 3).headers["x-goog-upload-url"]
-    assert httpx.post(url, headers={"x-goog-upload-command": "cancel"}).status_code == 200
+    assert loopback.post(url, headers={"x-goog-upload-command": "cancel"}).status_code == 200
     assert chunk(url, b"abc", 0, "upload, finalize").status_code == 400
 
 
 def test_gemini_start_without_a_size_is_400(server: FileDockServer) -> None:
     headers = {"x-goog-upload-protocol": "resumable", "x-goog-upload-command": "start", **GEMINI}
-    response = httpx.post(f"{server.url}/upload/v1/files", headers=headers, json={"file": {}})
+    response = loopback.post(f"{server.url}/upload/v1/files", headers=headers, json={"file": {}})
     assert response.status_code == 400
 
 
 def test_gemini_start_accepts_camel_case_size(server: FileDockServer) -> None:
     headers = {"x-goog-upload-protocol": "resumable", "x-goog-upload-command": "start", **GEMINI}
     body = {"file": {"displayName": "c.txt", "mimeType": "text/plain", "sizeBytes": "2"}}
-    url = httpx.post(f"{server.url}/upload/v1/files", headers=headers, json=body).headers["x-goog-upload-url"]
+    url = loopback.post(f"{server.url}/upload/v1/files", headers=headers, json=body).headers[
+        "x-goog-upload-url"
+    ]
     assert chunk(url, b"ok", 0, "upload, finalize").json()["file"]["sizeBytes"] == "2"
 
 
@@ -226,7 +237,7 @@ def test_a_path_no_route_can_match_still_gets_its_dialects_404(
     server: FileDockServer, path: str, headers: dict[str, str], shape: str
 ) -> None:
     """Starlette's path patterns stop at a newline, so such a path never reaches the sub-app."""
-    response = httpx.get(server.url + path, headers=headers)
+    response = loopback.get(server.url + path, headers=headers)
     assert response.status_code == 404
     body = response.json()
     if shape == "anthropic":
@@ -249,11 +260,11 @@ def test_gemini_download_by_a_files_uri_in_the_name(server: FileDockServer, face
     created = upload_gemini(server.url + face, b"by uri")
     uri = created["uri"].replace("://", ":" + slashes, 1)
     for suffix in (":download", ":download:download"):
-        response = httpx.get(
+        response = loopback.get(
             f"{server.url}{face}/v1beta/files/{uri}{suffix}", params={"alt": "media"}, headers=GEMINI
         )
         assert (response.status_code, response.content) == (200, b"by uri"), response.text
-    missing = httpx.get(f"{server.url}{face}/v1beta/files/{uri[:-3]}zzz:download", headers=GEMINI)
+    missing = loopback.get(f"{server.url}{face}/v1beta/files/{uri[:-3]}zzz:download", headers=GEMINI)
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
 
 
@@ -263,8 +274,8 @@ def test_gemini_download_by_uri_is_only_for_the_callers_project(
     server = make_server(api_keys="key-alpha=alpha,key-beta=beta")
     created = upload_gemini(server.url, b"alpha only", **{"x-goog-api-key": "key-alpha"})
     path = f"{server.url}/v1beta/files/{created['uri']}:download"
-    assert httpx.get(path, headers={"x-goog-api-key": "key-alpha"}).content == b"alpha only"
-    other = httpx.get(path, headers={"x-goog-api-key": "key-beta"})
+    assert loopback.get(path, headers={"x-goog-api-key": "key-alpha"}).content == b"alpha only"
+    other = loopback.get(path, headers={"x-goog-api-key": "key-beta"})
     assert (other.status_code, other.json()["error"]["status"]) == (404, "NOT_FOUND")
-    anonymous = httpx.get(path)
+    anonymous = loopback.get(path)
     assert anonymous.status_code in (401, 403) and "error" in anonymous.json()

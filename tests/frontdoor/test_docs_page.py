@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback
 from tests.deploy.test_nginx_proxy import MAIN_CONF, nginx_binary
 from tests.servers import FileDockServer, free_port, wait_until
 
@@ -57,7 +58,7 @@ def test_docs_page_renders_the_operations_with_keys_configured(
     make_server: Callable[..., FileDockServer], tmp_path: Path
 ) -> None:
     server = make_server(api_keys=f"{KEY}=docs")
-    assert RENDERED_OPERATION.search(httpx.get(f"{server.url}/docs").text) is None
+    assert RENDERED_OPERATION.search(loopback.get(f"{server.url}/docs").text) is None
     dom = rendered_dom(f"{server.url}/docs", tmp_path / "profile")
     assert RENDERED_OPERATION.search(dom), dom[-2000:]
     assert "Failed to load API definition" not in dom
@@ -88,14 +89,14 @@ def test_docs_page_renders_behind_a_proxy_that_adds_a_path_prefix(
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return loopback.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
 
 
 def test_docs_page_policy_allows_only_this_origin(make_server: Callable[..., FileDockServer]) -> None:
     server = make_server(api_keys=f"{KEY}=docs")
-    page = httpx.get(f"{server.url}/docs")
+    page = loopback.get(f"{server.url}/docs")
     assert len(page.headers.get_list("content-security-policy")) == 1
     policy = dict(d.strip().split(" ", 1) for d in page.headers["content-security-policy"].split(";"))
     assert policy["default-src"] == "'none'"
@@ -119,10 +120,10 @@ def test_docs_assets_and_spec_need_no_key(make_server: Callable[..., FileDockSer
         ("/docs/start.js", "text/javascript"),
         ("/openapi.json", "application/json"),
     ):
-        answer = httpx.get(f"{server.url}{path}")
+        answer = loopback.get(f"{server.url}{path}")
         assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind), path
-    assert "/v1/files" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
-    assert httpx.get(f"{server.openai_url}/files").status_code == 401  # the API itself still needs one
+    assert "/v1/files" in loopback.get(f"{server.url}/openapi.json").json()["paths"]
+    assert loopback.get(f"{server.openai_url}/files").status_code == 401  # the API itself still needs one
 
 
 def test_responses_other_than_the_docs_page_keep_the_strict_policy(
@@ -130,5 +131,5 @@ def test_responses_other_than_the_docs_page_keep_the_strict_policy(
 ) -> None:
     server = make_server()
     for path in ("/openapi.json", "/docs/assets/swagger-ui-bundle.js", "/v1/files", "/docs/assets/missing"):
-        policy = httpx.get(f"{server.url}{path}").headers["content-security-policy"]
+        policy = loopback.get(f"{server.url}{path}").headers["content-security-policy"]
         assert policy == "default-src 'none'; frame-ancestors 'none'; sandbox", path

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.frontdoor.tenancy_helpers import module_server
 from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment
 
@@ -113,9 +113,9 @@ def test_ls_info_and_rm(live: FileDockServer, tmp_path: Path) -> None:
 def test_pending_uploads_are_listed_with_their_bytes_and_cancelled(live: FileDockServer) -> None:
     auth = {"authorization": f"Bearer {ALPHA}"}
     body = {"filename": "pending.bin", "bytes": 1000, "purpose": "user_data", "mime_type": "text/plain"}
-    upload = httpx.post(f"{live.openai_url}/uploads", json=body, headers=auth).json()
+    upload = loopback.post(f"{live.openai_url}/uploads", json=body, headers=auth).json()
     parts_url = f"{live.openai_url}/uploads/{upload['id']}/parts"
-    part = httpx.post(parts_url, files={"data": b"a" * 300}, headers=auth)
+    part = loopback.post(parts_url, files={"data": b"a" * 300}, headers=auth)
     assert part.status_code == 200
     listed = {u["id"]: u for u in ok_json(live, "uploads")}
     assert listed[upload["id"]]["received_bytes"] == 300 and listed[upload["id"]]["part_count"] == 1

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests import loopback
 from tests.frontdoor.tenancy_helpers import QUICK, Cli, gemini_chunk, gemini_start
 from tests.servers import FileDockServer, wait_until
 
@@ -32,7 +33,7 @@ def quiet_server(make_server: Callable[..., FileDockServer]) -> FileDockServer:
 
 
 def upload(server: FileDockServer, data: bytes = PAYLOAD) -> str:
-    response = httpx.post(
+    response = loopback.post(
         f"{server.openai_url}/files",
         files={"file": ("h.bin", data)},
         data={"purpose": "user_data"},
@@ -43,7 +44,7 @@ def upload(server: FileDockServer, data: bytes = PAYLOAD) -> str:
 
 
 def content(server: FileDockServer, file_id: str, **headers: str) -> httpx.Response:
-    return httpx.get(f"{server.openai_url}/files/{file_id}/content", headers=headers, timeout=30)
+    return loopback.get(f"{server.openai_url}/files/{file_id}/content", headers=headers, timeout=30)
 
 
 def etag_known(server: FileDockServer, file_id: str) -> bool:
@@ -72,7 +73,7 @@ def test_the_etag_appears_and_is_the_sha256(server: FileDockServer) -> None:
     file_id = upload(server)
     assert wait_until(lambda: etag_known(server, file_id))
     assert content(server, file_id).headers["etag"] == ETAG
-    assert httpx.head(f"{server.openai_url}/files/{file_id}/content").headers["etag"] == ETAG
+    assert loopback.head(f"{server.openai_url}/files/{file_id}/content").headers["etag"] == ETAG
 
 
 def test_a_file_not_hashed_yet_has_no_validator(quiet_server: FileDockServer) -> None:
@@ -123,12 +124,12 @@ def test_a_gemini_resumable_upload_gets_its_hash_after_the_final_response(server
 
 def test_an_openai_upload_completion_gets_its_hash(server: FileDockServer) -> None:
     body = {"filename": "u.bin", "bytes": len(PAYLOAD), "purpose": "user_data", "mime_type": "application/x"}
-    upload_id = httpx.post(f"{server.openai_url}/uploads", json=body).json()["id"]
+    upload_id = loopback.post(f"{server.openai_url}/uploads", json=body).json()["id"]
     parts = [
-        httpx.post(f"{server.openai_url}/uploads/{upload_id}/parts", files={"data": piece}).json()["id"]
+        loopback.post(f"{server.openai_url}/uploads/{upload_id}/parts", files={"data": piece}).json()["id"]
         for piece in (PAYLOAD[:150_000], PAYLOAD[150_000:])
     ]
-    done = httpx.post(f"{server.openai_url}/uploads/{upload_id}/complete", json={"part_ids": parts}).json()
+    done = loopback.post(f"{server.openai_url}/uploads/{upload_id}/complete", json={"part_ids": parts}).json()
     file_id = done["file"]["id"]
     assert wait_until(lambda: etag_known(server, file_id))
     response = content(server, file_id)
@@ -164,12 +165,12 @@ def test_verify_deep_hashes_a_row_without_its_hash(quiet_server: FileDockServer)
 
 
 def _gemini_names(server: FileDockServer) -> list[str]:
-    files = httpx.get(f"{server.url}/gemini/v1beta/files", params={"pageSize": 100}).json()["files"]
+    files = loopback.get(f"{server.url}/gemini/v1beta/files", params={"pageSize": 100}).json()["files"]
     return [f["name"] for f in files]
 
 
 def _gemini_get(server: FileDockServer, name: str) -> dict[str, str]:
-    response = httpx.get(f"{server.url}/gemini/v1beta/{name}")
+    response = loopback.get(f"{server.url}/gemini/v1beta/{name}")
     assert response.status_code == 200, response.text
     resource: dict[str, str] = response.json()
     return resource

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer
 
 BOUNDARY = b"hostile-boundary"
@@ -133,7 +134,7 @@ FORM_DIALECTS = [pytest.param(OPENAI, id="openai"), pytest.param(ANTHROPIC_DIALE
 
 def post_form(server: FileDockServer, dialect: Dialect, body: bytes, **headers: str) -> httpx.Response:
     headers = {"content-type": MULTIPART, **dialect.headers, **headers}
-    return httpx.post(server.url + dialect.upload_path, content=body, headers=headers, timeout=30)
+    return loopback.post(server.url + dialect.upload_path, content=body, headers=headers, timeout=30)
 
 
 def stored_name(response: httpx.Response) -> str:
@@ -151,7 +152,7 @@ def start_gemini(server: FileDockServer, file: object, size: int = 5) -> httpx.R
     }
     # json.dumps escapes a lone surrogate as \\udc80; httpx's own encoder would fail on it.
     body = json.dumps({"file": file})
-    return httpx.post(f"{server.url}/upload/v1beta/files", headers=headers, content=body)
+    return loopback.post(f"{server.url}/upload/v1beta/files", headers=headers, content=body)
 
 
 def raw_exchange(server: FileDockServer, data: bytes, *, wait: float = 10.0) -> bytes:
@@ -231,7 +232,7 @@ def test_openai_uploads_refuse_a_long_or_broken_filename(server: FileDockServer)
     for filename, message in [("n" * 2000 + ".txt", "1024"), ("\ud800.txt", "Unicode")]:
         upload = {"filename": filename, "purpose": "user_data", "bytes": 5, "mime_type": "text/plain"}
         body = json.dumps(upload)
-        response = httpx.post(
+        response = loopback.post(
             f"{server.url}/v1/uploads", content=body, headers={"content-type": "application/json"}
         )
         assert message in openai_error(response, 400)["message"]
@@ -256,7 +257,7 @@ def test_openai_uploads_refuse_json_strings_they_cannot_store(
     body = json.dumps(
         {"filename": "a.txt", "purpose": "user_data", "bytes": 5, "mime_type": "text/plain", **upload}
     )
-    response = httpx.post(
+    response = loopback.post(
         f"{server.url}/v1/uploads", content=body, headers={"content-type": "application/json"}
     )
     openai_error(response, 400)
@@ -283,7 +284,7 @@ HOSTILE_JSON = [
 def test_openai_uploads_refuse_hostile_json_bodies(server: FileDockServer, body: str, reason: str) -> None:
     # Found by this test: 100,000 `[` was a RecursionError, 5000 digits a bare ValueError: 500s.
     before = snapshot(server)
-    response = httpx.post(
+    response = loopback.post(
         f"{server.url}/v1/uploads", content=body, headers={"content-type": "application/json"}
     )
     message = openai_error(response, 400)["message"]
@@ -292,11 +293,11 @@ def test_openai_uploads_refuse_hostile_json_bodies(server: FileDockServer, body:
 
 
 def test_openai_upload_complete_refuses_a_deeply_nested_body(server: FileDockServer) -> None:
-    created = httpx.post(
+    created = loopback.post(
         f"{server.url}/v1/uploads", content=UPLOAD + "}", headers={"content-type": "application/json"}
     )
     assert created.status_code == 200, created.text
-    response = httpx.post(
+    response = loopback.post(
         f"{server.url}/v1/uploads/{created.json()['id']}/complete",
         content='{"part_ids": ' + DEEP_ARRAYS + "}",
         headers={"content-type": "application/json"},
@@ -352,7 +353,7 @@ def test_openai_batch_files_refuse_a_hostile_line(server: FileDockServer, line: 
 def test_gemini_refuses_a_hostile_start_body(server: FileDockServer, body: str, reason: str) -> None:
     before = snapshot(server)
     start = {"x-goog-upload-protocol": "resumable", "x-goog-upload-command": "start", **GEMINI}
-    response = httpx.post(f"{server.url}/upload/v1beta/files", headers=start, content=body)
+    response = loopback.post(f"{server.url}/upload/v1beta/files", headers=start, content=body)
     message = gemini_error(response, 400)["message"]
     assert "JSON payload is not valid JSON" in message and reason in message
     assert_nothing_left(server, before)
@@ -378,7 +379,7 @@ def test_gemini_refuses_a_mime_type_it_cannot_store(
         **headers,
     }
     body = json.dumps({"file": file})
-    gemini_error(httpx.post(f"{server.url}/upload/v1beta/files", headers=start, content=body), 400)
+    gemini_error(loopback.post(f"{server.url}/upload/v1beta/files", headers=start, content=body), 400)
     assert_nothing_left(server, before)
 
 
@@ -405,7 +406,7 @@ def test_gemini_refuses_a_display_name_it_cannot_store(
 
 def test_gemini_display_name_with_a_path_is_only_a_name(server: FileDockServer) -> None:
     response = start_gemini(server, {"displayName": "../../etc/passwd"})
-    upload = httpx.post(
+    upload = loopback.post(
         response.headers["x-goog-upload-url"],
         headers={"x-goog-upload-command": "upload, finalize", "x-goog-upload-offset": "0"},
         content=b"hello",
@@ -460,7 +461,7 @@ def test_the_wrong_content_type_is_refused(
     before = snapshot(server)
     headers = {**dialect.headers, **({"content-type": content_type} if content_type else {})}
     body = b'{"purpose": "user_data", "file": "aGVsbG8="}'
-    response = httpx.post(server.url + dialect.upload_path, content=body, headers=headers)
+    response = loopback.post(server.url + dialect.upload_path, content=body, headers=headers)
     dialect.error(response, dialect.bad_media_type_status)
     assert_nothing_left(server, before)
 
@@ -524,7 +525,7 @@ def test_a_chunked_upload_is_stored_byte_exact(server: FileDockServer, dialect: 
         for start in range(0, len(body), 65_537):
             yield body[start : start + 65_537]
 
-    response = httpx.post(
+    response = loopback.post(
         server.url + dialect.upload_path,
         content=pieces(),
         headers={"content-type": MULTIPART, **dialect.headers},
@@ -532,7 +533,7 @@ def test_a_chunked_upload_is_stored_byte_exact(server: FileDockServer, dialect: 
     assert response.status_code == 200, response.text
     assert response.request.headers["transfer-encoding"] == "chunked"
     file_id = response.json()["id"]
-    download = httpx.get(f"{server.url}{dialect.upload_path}/{file_id}/content", headers=dialect.headers)
+    download = loopback.get(f"{server.url}{dialect.upload_path}/{file_id}/content", headers=dialect.headers)
     assert download.status_code == 200
     assert download.content == content
 
@@ -540,14 +541,14 @@ def test_a_chunked_upload_is_stored_byte_exact(server: FileDockServer, dialect: 
 def test_a_chunked_gemini_chunk_is_stored_byte_exact(server: FileDockServer) -> None:
     content = bytes(range(256)) * 1024
     start = start_gemini(server, {"displayName": "chunked.bin"}, size=len(content))
-    response = httpx.post(
+    response = loopback.post(
         start.headers["x-goog-upload-url"],
         headers={"x-goog-upload-command": "upload, finalize", "x-goog-upload-offset": "0"},
         content=iter([content[:1000], content[1000:]]),
     )
     assert response.status_code == 200, response.text
     name = response.json()["file"]["name"]
-    download = httpx.get(f"{server.url}/v1beta/{name}:download?alt=media", headers=GEMINI)
+    download = loopback.get(f"{server.url}/v1beta/{name}:download?alt=media", headers=GEMINI)
     assert download.content == content
 
 
@@ -569,22 +570,22 @@ HOSTILE_IDS = [
 @pytest.mark.parametrize("file_id", HOSTILE_IDS)
 @pytest.mark.parametrize("suffix", ["", "/content"])
 def test_openai_hostile_ids_are_not_found(server: FileDockServer, file_id: str, suffix: str) -> None:
-    response = httpx.get(f"{server.url}/v1/files/{file_id}{suffix}")
+    response = loopback.get(f"{server.url}/v1/files/{file_id}{suffix}")
     openai_error(response, 404)
-    openai_error(httpx.delete(f"{server.url}/v1/files/{file_id}"), 404)
+    openai_error(loopback.delete(f"{server.url}/v1/files/{file_id}"), 404)
 
 
 @pytest.mark.parametrize("file_id", HOSTILE_IDS)
 def test_anthropic_hostile_ids_are_not_found(server: FileDockServer, file_id: str) -> None:
     for method, suffix in (("GET", ""), ("GET", "/content"), ("DELETE", "")):
-        response = httpx.request(method, f"{server.url}/v1/files/{file_id}{suffix}", headers=ANTHROPIC)
+        response = loopback.request(method, f"{server.url}/v1/files/{file_id}{suffix}", headers=ANTHROPIC)
         anthropic_error(response, 404)
 
 
 @pytest.mark.parametrize("file_id", HOSTILE_IDS)
 def test_gemini_hostile_ids_are_refused(server: FileDockServer, file_id: str) -> None:
     for method, suffix in (("GET", ""), ("GET", ":download?alt=media"), ("DELETE", "")):
-        response = httpx.request(method, f"{server.url}/v1beta/files/{file_id}{suffix}", headers=GEMINI)
+        response = loopback.request(method, f"{server.url}/v1beta/files/{file_id}{suffix}", headers=GEMINI)
         assert response.status_code in (400, 403, 404), response.text
         gemini_error(response, response.status_code)
 
@@ -592,11 +593,11 @@ def test_gemini_hostile_ids_are_refused(server: FileDockServer, file_id: str) ->
 def test_hostile_upload_ids_are_not_found(server: FileDockServer) -> None:
     for upload_id in ("upload_1' OR '1'='1", "..%2F..%2Fetc", "%00"):
         for action in ("complete", "cancel"):
-            response = httpx.post(f"{server.url}/v1/uploads/{upload_id}/{action}", json={"part_ids": []})
+            response = loopback.post(f"{server.url}/v1/uploads/{upload_id}/{action}", json={"part_ids": []})
             openai_error(response, 404)
         before = snapshot(server)
         body = form(file_part(b"upload", name=b"data"))
-        response = httpx.post(
+        response = loopback.post(
             f"{server.url}/v1/uploads/{upload_id}/parts", content=body, headers={"content-type": MULTIPART}
         )
         openai_error(response, 404)
@@ -623,7 +624,7 @@ def test_hostile_upload_ids_are_not_found(server: FileDockServer) -> None:
 def test_hostile_list_parameters_are_never_a_server_error(
     server: FileDockServer, path: str, headers: dict[str, str], params: dict[str, str]
 ) -> None:
-    response = httpx.get(server.url + path, headers=headers, params=params)
+    response = loopback.get(server.url + path, headers=headers, params=params)
     # 404: an `after` cursor that names no file (OpenAI's answer too).
     assert response.status_code in (200, 400, 404), response.text
     assert response.headers["content-type"] == "application/json"
@@ -634,7 +635,7 @@ def test_hostile_list_parameters_are_never_a_server_error(
     ("path", "headers"), [("/v1/files", {}), ("/v1/files", ANTHROPIC), ("/v1beta/files", GEMINI)]
 )
 def test_unknown_query_parameters_are_ignored(server: FileDockServer, path: str, headers: dict) -> None:
-    response = httpx.get(server.url + path, headers=headers, params={"evil": "<script>", "__proto__": "1"})
+    response = loopback.get(server.url + path, headers=headers, params={"evil": "<script>", "__proto__": "1"})
     assert response.status_code == 200, response.text
 
 
@@ -643,7 +644,7 @@ def test_unknown_query_parameters_are_ignored(server: FileDockServer, path: str,
 
 def test_oversized_headers_get_431(server: FileDockServer) -> None:
     big = {f"x-filler-{i}": "v" * 1000 for i in range(70)}  # many headers, each well-formed
-    response = httpx.get(f"{server.url}/v1/files", headers=big)
+    response = loopback.get(f"{server.url}/v1/files", headers=big)
     error = openai_error(response, 431)
     assert str(MAX_HEADER_BYTES) in error["message"]
     assert response.headers["connection"] == "close"
@@ -706,7 +707,7 @@ def test_an_upload_followed_by_garbage_is_answered_before_the_refusal(
     (upload_status, upload), (refusal_status, refusal) = responses_of(raw)
     assert (upload_status, upload["filename"], upload["bytes"]) == (200, filename, 11)
     assert refusal_status == 400 and refusal["error"]["message"]
-    listed = httpx.get(f"{server.url}/v1/files", params={"limit": 10000}).json()["data"]
+    listed = loopback.get(f"{server.url}/v1/files", params={"limit": 10000}).json()["data"]
     assert [f["id"] for f in listed if f["filename"] == filename] == [upload["id"]]
 
 
@@ -722,7 +723,7 @@ def test_a_huge_url_gets_431(server: FileDockServer) -> None:
 
 
 def test_headers_just_under_the_limit_are_served(server: FileDockServer) -> None:
-    response = httpx.get(f"{server.url}/healthz", headers={"x-filler": "v" * (MAX_HEADER_BYTES - 2000)})
+    response = loopback.get(f"{server.url}/healthz", headers={"x-filler": "v" * (MAX_HEADER_BYTES - 2000)})
     assert response.status_code == 200
 
 
@@ -797,11 +798,11 @@ def test_a_slow_upload_that_never_pauses_for_the_timeout_is_stored(server: FileD
         assert time.monotonic() - started > 2 * TIMEOUT  # longer than the timeout in all
     assert status_of(raw) == 200, raw
     file_id = body_of(raw)["id"]
-    assert httpx.get(f"{server.url}/v1/files/{file_id}/content").content == content
+    assert loopback.get(f"{server.url}/v1/files/{file_id}/content").content == content
 
 
 def test_a_stalled_upload_part_gets_408_and_leaves_nothing(server: FileDockServer) -> None:
-    created = httpx.post(
+    created = loopback.post(
         f"{server.url}/v1/uploads",
         json={"filename": "p.txt", "purpose": "user_data", "bytes": 10, "mime_type": "text/plain"},
     )
@@ -827,7 +828,7 @@ def test_a_stalled_gemini_chunk_gets_408_and_leaves_nothing(server: FileDockServ
     assert b"x-goog-upload-status: final" in raw.lower()
     assert body_of(raw)["error"]["code"] == 408
     assert_nothing_left(server, before)
-    query = httpx.post(start.headers["x-goog-upload-url"], headers={"x-goog-upload-command": "query"})
+    query = loopback.post(start.headers["x-goog-upload-url"], headers={"x-goog-upload-command": "query"})
     assert query.headers["x-goog-upload-size-received"] == "0"
 
 
@@ -842,7 +843,7 @@ def hang_up(server: FileDockServer, head: bytes, partial: bytes) -> None:
 
 
 def test_a_client_hanging_up_mid_part_leaves_nothing(server: FileDockServer) -> None:
-    created = httpx.post(
+    created = loopback.post(
         f"{server.url}/v1/uploads",
         json={"filename": "p.txt", "purpose": "user_data", "bytes": 300_000, "mime_type": "text/plain"},
     )
@@ -862,7 +863,7 @@ def test_a_client_hanging_up_mid_gemini_chunk_leaves_nothing(server: FileDockSer
     ).encode()
     hang_up(server, head, b"g" * 100_000)
     assert_nothing_left(server, before)
-    query = httpx.post(start.headers["x-goog-upload-url"], headers={"x-goog-upload-command": "query"})
+    query = loopback.post(start.headers["x-goog-upload-url"], headers={"x-goog-upload-command": "query"})
     assert query.headers["x-goog-upload-size-received"] == "0"  # the upload can resume from 0
 
 
@@ -897,7 +898,7 @@ CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 def test_every_response_has_a_restrictive_csp_and_nosniff(
     server: FileDockServer, method: str, path: str, headers: dict[str, str]
 ) -> None:
-    response = httpx.request(method, server.url + path, headers=headers)
+    response = loopback.request(method, server.url + path, headers=headers)
     assert response.headers["content-security-policy"] == CSP
     assert response.headers["x-content-type-options"] == "nosniff"
     assert len(response.headers.get_list("content-security-policy")) == 1
@@ -910,7 +911,7 @@ def test_downloads_of_html_carry_the_csp(server: FileDockServer, dialect: Dialec
     created = post_form(server, dialect, body)
     assert created.status_code == 200, created.text
     url = f"{server.url}{dialect.upload_path}/{created.json()['id']}/content"
-    download = httpx.get(url, headers=dialect.headers)
+    download = loopback.get(url, headers=dialect.headers)
     assert download.content == html
     assert download.headers["content-security-policy"] == CSP
     assert download.headers.get_list("x-content-type-options") == ["nosniff"]

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer, wait_until
 
 BOUNDARY = "filedock-test-boundary"
@@ -211,7 +212,7 @@ def test_missing_file_part_has_code_missing_required_parameter(http: httpx.Clien
     ],
 )
 def test_unknown_route_is_404_invalid_url(server: FileDockServer, method: str, path: str) -> None:
-    response = httpx.request(method, server.url + path)
+    response = loopback.request(method, server.url + path)
     assert openai_error(response, 404)["message"] == f"Invalid URL ({method} {path})"
 
 
@@ -231,7 +232,7 @@ def test_unknown_route_is_404_invalid_url(server: FileDockServer, method: str, p
 @pytest.mark.parametrize("suffix", [pytest.param("", id="retrieve"), pytest.param("/content", id="content")])
 def test_hostile_file_ids_are_404(server: FileDockServer, file_id: str, suffix: str) -> None:
     # Built as a raw URL so httpx neither re-encodes nor normalises the id.
-    response = httpx.get(f"{server.openai_url}/files/{file_id}{suffix}")
+    response = loopback.get(f"{server.openai_url}/files/{file_id}{suffix}")
     assert openai_error(response, 404)["type"] == "invalid_request_error"
 
 
@@ -245,7 +246,7 @@ def test_hostile_file_ids_are_404(server: FileDockServer, file_id: str, suffix: 
 )
 def test_hostile_file_ids_delete_nothing(server: FileDockServer, http: httpx.Client, file_id: str) -> None:
     kept = create(http)
-    openai_error(httpx.delete(f"{server.openai_url}/files/{file_id}"), 404)
+    openai_error(loopback.delete(f"{server.openai_url}/files/{file_id}"), 404)
     assert http.get(f"/files/{kept['id']}").status_code == 200
 
 
@@ -350,7 +351,7 @@ def test_content_ignores_accept(http: httpx.Client, accept: str) -> None:
 
 def test_content_is_also_served_under_openai_v1(server: FileDockServer, http: httpx.Client) -> None:
     created = create(http, "a.bin", b"mounted twice")
-    response = httpx.get(f"{server.url}/openai/v1/files/{created['id']}/content")
+    response = loopback.get(f"{server.url}/openai/v1/files/{created['id']}/content")
     assert (response.status_code, response.content) == (200, b"mounted twice")
 
 

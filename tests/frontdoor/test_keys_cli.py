@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.frontdoor.tenancy_helpers import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FILES,
@@ -54,10 +54,10 @@ def statuses(server: FileDockServer, key: str, times: int = 6) -> set[int]:
     """The statuses of `times` requests with `key` in each dialect (list routes)."""
     seen = set()
     for _ in range(times):
-        seen.add(httpx.get(f"{server.url}/openai/v1/files", headers=openai_auth(key)).status_code)
-        seen.add(httpx.get(f"{server.url}/anthropic/v1/files", headers=anthropic_auth(key)).status_code)
-        seen.add(httpx.get(f"{server.url}/v1/files", headers=era_c_auth(key)).status_code)
-        seen.add(httpx.get(f"{server.url}/gemini/v1beta/files", headers=gemini_auth(key)).status_code)
+        seen.add(loopback.get(f"{server.url}/openai/v1/files", headers=openai_auth(key)).status_code)
+        seen.add(loopback.get(f"{server.url}/anthropic/v1/files", headers=anthropic_auth(key)).status_code)
+        seen.add(loopback.get(f"{server.url}/v1/files", headers=era_c_auth(key)).status_code)
+        seen.add(loopback.get(f"{server.url}/gemini/v1beta/files", headers=gemini_auth(key)).status_code)
     return seen
 
 
@@ -130,7 +130,7 @@ def test_revoked_key_is_401_on_the_next_request(live: FileDockServer, cli: Cli, 
     key_id = cli.key_id(key)
     cli.revoke(key_id if by == "id" else key)
     assert statuses(live, key) == {401}
-    upload = httpx.post(
+    upload = loopback.post(
         f"{live.url}/openai/v1/files",
         headers=openai_auth(key),
         files={"file": ("a.txt", b"x")},
@@ -191,9 +191,9 @@ def test_projects_list_counts_live_files_of_every_dialect(live: FileDockServer, 
     assert upload_gemini(live, key, b"c" * 30).status_code == 200
     usage = cli.projects()["usage"]
     assert (usage["bytes"], usage["files"]) == (60, 3)
-    listed = httpx.get(f"{live.url}/openai/v1/files", headers=openai_auth(key)).json()["data"]
+    listed = loopback.get(f"{live.url}/openai/v1/files", headers=openai_auth(key)).json()["data"]
     assert sum(f["bytes"] for f in listed) == usage["bytes"]
-    httpx.delete(f"{live.url}/openai/v1/files/{first['id']}", headers=openai_auth(key)).raise_for_status()
+    loopback.delete(f"{live.url}/openai/v1/files/{first['id']}", headers=openai_auth(key)).raise_for_status()
     usage = cli.projects()["usage"]
     assert (usage["bytes"], usage["files"]) == (50, 2)
 
@@ -208,7 +208,7 @@ def test_set_quota_is_listed_and_enforced_without_a_restart(live: FileDockServer
         DEFAULT_MAX_FILES,
     )
     create_openai(live, key, b"x" * 60)
-    refused = httpx.post(
+    refused = loopback.post(
         f"{live.url}/openai/v1/files",
         headers=openai_auth(key),
         files={"file": ("b.txt", b"y" * 60)},
@@ -244,13 +244,13 @@ def test_a_key_made_in_open_mode_maps_at_once_and_ends_open_mode_at_restart(
     created = create_openai(server, key, b"late")
     assert created["id"] not in openai_ids(server, "sk-anyone")  # open mode: anyone is `default`
     assert created["id"] in openai_ids(server, key)
-    assert httpx.get(f"{server.url}/openai/v1/files").status_code == 200  # still open until restarted
+    assert loopback.get(f"{server.url}/openai/v1/files").status_code == 200  # still open until restarted
     server.restart()  # a database key now exists: auto mode is no longer open
-    assert httpx.get(f"{server.url}/openai/v1/files", headers=openai_auth("sk-anyone")).status_code == 401
-    assert httpx.get(f"{server.url}/openai/v1/files").status_code == 401
+    assert loopback.get(f"{server.url}/openai/v1/files", headers=openai_auth("sk-anyone")).status_code == 401
+    assert loopback.get(f"{server.url}/openai/v1/files").status_code == 401
     assert openai_ids(server, key) == {created["id"]}
     cli.revoke(key)
-    assert httpx.get(f"{server.url}/openai/v1/files", headers=openai_auth(key)).status_code == 401
+    assert loopback.get(f"{server.url}/openai/v1/files", headers=openai_auth(key)).status_code == 401
 
 
 # --- which database, and not a new one by mistake --------------------------------------------

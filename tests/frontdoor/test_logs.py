@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from tests import loopback
 from tests.servers import FileDockServer, wait_until
 
 KEY = "sk-logtest-4f9a1c2e7b"
@@ -90,7 +91,7 @@ def test_text_access_line_reads_like_a_combined_log_with_each_field_once(
     make_server: Callable[..., FileDockServer],
 ) -> None:
     server = make_server(log_level="info")
-    httpx.get(f"{server.openai_url}/files/file-nope", headers={"X-Client-Request-Id": "run 7"})
+    loopback.get(f"{server.openai_url}/files/file-nope", headers={"X-Client-Request-Id": "run 7"})
     server.stop()
     line = next(line for line in log_lines(server) if "file-nope" in line)
     head = re.search(
@@ -103,15 +104,15 @@ def test_text_access_line_reads_like_a_combined_log_with_each_field_once(
 
 def test_access_log_off_writes_no_access_line_at_info(make_server: Callable[..., FileDockServer]) -> None:
     server = make_server(log_level="info", access_log="false")
-    assert httpx.get(f"{server.openai_url}/files/file-nope").status_code == 404
-    assert httpx.get(f"{server.url}/metrics").status_code == 200
+    assert loopback.get(f"{server.openai_url}/files/file-nope").status_code == 404
+    assert loopback.get(f"{server.url}/metrics").status_code == 200
     server.stop()
     assert "filedock.access" not in server.log_path.read_text()
 
 
 def expire_one_file(server: FileDockServer) -> None:
     files = {"file": ("a.txt", b"bye"), "purpose": (None, "user_data")}
-    created = httpx.post(f"{server.openai_url}/files", files=files).json()
+    created = loopback.post(f"{server.openai_url}/files", files=files).json()
     server.sql("UPDATE files SET expires_at = ? WHERE id = ?", int(time.time()) - 1, created["id"])
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer, wait_until
 
 KEY = "sk-metrics-7d1e"
@@ -21,40 +22,40 @@ def test_readyz_turns_503_naming_the_blob_store_then_recovers(
     make_server: Callable[..., FileDockServer],
 ) -> None:
     server = make_server()
-    assert httpx.get(f"{server.url}/readyz").json() == {"status": "ok"}
+    assert loopback.get(f"{server.url}/readyz").json() == {"status": "ok"}
     blobs = server.data_dir / "blobs"
     shutil.move(blobs, server.data_dir / "blobs.away")
     blobs.write_text("not a directory")  # root ignores chmod: a file where the directory was
     try:
-        answer = httpx.get(f"{server.url}/readyz")
+        answer = loopback.get(f"{server.url}/readyz")
         assert answer.status_code == 503
         assert set(answer.json()["failing"]) == {"blob_store"}
-        assert httpx.get(f"{server.url}/healthz").status_code == 200  # alive all the same
+        assert loopback.get(f"{server.url}/healthz").status_code == 200  # alive all the same
     finally:
         blobs.unlink()
         shutil.move(server.data_dir / "blobs.away", blobs)
-    assert httpx.get(f"{server.url}/readyz").status_code == 200
+    assert loopback.get(f"{server.url}/readyz").status_code == 200
 
 
 def test_health_endpoints_need_no_key_and_healthz_answers_head(
     make_server: Callable[..., FileDockServer],
 ) -> None:
     server = make_server(api_keys=f"{KEY}=ops")
-    assert httpx.head(f"{server.url}/healthz").status_code == 200
-    assert httpx.get(f"{server.url}/readyz").status_code == 200
+    assert loopback.head(f"{server.url}/healthz").status_code == 200
+    assert loopback.get(f"{server.url}/readyz").status_code == 200
 
 
 def test_metrics_need_a_key_when_keys_are_configured(make_server: Callable[..., FileDockServer]) -> None:
     server = make_server(api_keys=f"{KEY}=ops")
-    assert httpx.get(f"{server.url}/metrics").status_code == 401
-    answer = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert loopback.get(f"{server.url}/metrics").status_code == 401
+    answer = loopback.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {KEY}"})
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
 
 
 def request_total(server: FileDockServer, route: str, status: str) -> float:
     """filedock_http_requests_total of one route and status, from a scrape."""
     labels = (f'route="{route}"', f'status="{status}"')
-    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+    for line in loopback.get(f"{server.url}/metrics").text.splitlines():
         if line.startswith("filedock_http_requests_total{") and all(label in line for label in labels):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -64,7 +65,7 @@ def test_metrics_count_every_request_once_across_workers(make_server: Callable[.
     server = make_server(workers="2")
     before = request_total(server, "/v1/files/{file_id}", "404")
     for _ in range(30):  # a new connection each, so both workers answer some
-        assert httpx.get(f"{server.openai_url}/files/file-missing").status_code == 404
+        assert loopback.get(f"{server.openai_url}/files/file-missing").status_code == 404
     # The worker that answers a scrape counts its own requests up to it; the other writes its
     # counts every second (app.metrics.FLUSH_SECONDS), so all 30 arrive within a few polls.
     assert wait_until(lambda: request_total(server, "/v1/files/{file_id}", "404") >= before + 30, 3.0)
@@ -86,7 +87,7 @@ def test_uploads_in_progress_counts_an_upload_until_it_ends(
 
 
 def metric_value(server: FileDockServer, name: str) -> float | None:
-    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+    for line in loopback.get(f"{server.url}/metrics").text.splitlines():
         if line.startswith(f"{name} ") or line.startswith(f"{name}{{"):
             return float(line.rsplit(" ", 1)[1])
     return None
@@ -94,22 +95,24 @@ def metric_value(server: FileDockServer, name: str) -> float | None:
 
 def test_metrics_off_means_no_metrics_route(make_server: Callable[..., FileDockServer]) -> None:
     server = make_server(metrics="false")
-    assert httpx.get(f"{server.openai_url}/files/file-missing").status_code == 404
-    assert httpx.get(f"{server.url}/metrics").status_code == 404
+    assert loopback.get(f"{server.openai_url}/files/file-missing").status_code == 404
+    assert loopback.get(f"{server.url}/metrics").status_code == 404
 
 
 def test_metrics_report_project_usage_and_bytes(make_server: Callable[..., FileDockServer]) -> None:
     server = make_server()
     files = {"file": ("a.txt", b"12345"), "purpose": (None, "user_data")}
-    assert httpx.post(f"{server.openai_url}/files", files=files).status_code == 200
-    text = httpx.get(f"{server.url}/metrics").text
+    assert loopback.post(f"{server.openai_url}/files", files=files).status_code == 200
+    text = loopback.get(f"{server.url}/metrics").text
     assert 'filedock_project_stored_bytes{project="default"} 5.0' in text
     assert 'filedock_project_files{project="default"} 1.0' in text
     assert re.search(r'filedock_http_received_bytes_total\{dialect="openai"\} [1-9]', text)
 
 
 def uploads_in_progress(server: FileDockServer) -> float:
-    match = re.search(r"^filedock_uploads_in_progress (\S+)$", httpx.get(f"{server.url}/metrics").text, re.M)
+    match = re.search(
+        r"^filedock_uploads_in_progress (\S+)$", loopback.get(f"{server.url}/metrics").text, re.M
+    )
     assert match, "no filedock_uploads_in_progress in the scrape"
     return float(match[1])
 
@@ -140,6 +143,6 @@ def worker_pids(supervisor: int) -> list[int]:
 
 def _answers(server: FileDockServer) -> bool:
     try:
-        return httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200
+        return loopback.get(f"{server.url}/healthz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False

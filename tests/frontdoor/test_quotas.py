@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import loopback
 from tests.frontdoor.tenancy_helpers import (
     QUICK,
     Cli,
@@ -198,7 +199,7 @@ def test_gemini_quota_counts_the_bytes_of_other_dialects(quota: FileDockServer) 
     assert final.headers["x-goog-upload-status"] == "final"
     assert usage(quota, project) == (500, 1)
     assert_blobs_back_to(quota, before)  # the refused session's bytes are not kept either
-    query = httpx.post(url, headers={"x-goog-upload-command": "query"})
+    query = loopback.post(url, headers={"x-goog-upload-command": "query"})
     assert query.headers.get("x-goog-upload-status") != "active", query.headers
     assert_nothing_left_behind(quota)
 
@@ -208,13 +209,13 @@ def test_openai_uploads_api_over_the_byte_quota_is_refused(quota: FileDockServer
     upload_openai(quota, key(project), b"a" * 600)
     headers = openai_auth(key(project))
     body = {"bytes": 500, "filename": "big.txt", "mime_type": "text/plain", "purpose": "user_data"}
-    created = httpx.post(f"{quota.url}/openai/v1/uploads", headers=headers, json=body)
+    created = loopback.post(f"{quota.url}/openai/v1/uploads", headers=headers, json=body)
     if created.status_code == 400:  # refused at create: the declared size does not fit
         assert_quota_error("openai", created)
     else:
         assert created.status_code == 200, created.text
         upload_id = created.json()["id"]
-        part = httpx.post(
+        part = loopback.post(
             f"{quota.url}/openai/v1/uploads/{upload_id}/parts",
             headers=headers,
             files={"data": ("upload", b"b" * 500, "application/octet-stream")},
@@ -223,7 +224,7 @@ def test_openai_uploads_api_over_the_byte_quota_is_refused(quota: FileDockServer
             assert_quota_error("openai", part)
         else:
             assert part.status_code == 200, part.text
-            done = httpx.post(
+            done = loopback.post(
                 f"{quota.url}/openai/v1/uploads/{upload_id}/complete",
                 headers=headers,
                 json={"part_ids": [part.json()["id"]]},
@@ -232,13 +233,13 @@ def test_openai_uploads_api_over_the_byte_quota_is_refused(quota: FileDockServer
     assert usage(quota, project) == (600, 1)
     # an Upload that fits completes
     body["bytes"] = 400
-    fits = httpx.post(f"{quota.url}/openai/v1/uploads", headers=headers, json=body).json()
-    part = httpx.post(
+    fits = loopback.post(f"{quota.url}/openai/v1/uploads", headers=headers, json=body).json()
+    part = loopback.post(
         f"{quota.url}/openai/v1/uploads/{fits['id']}/parts",
         headers=headers,
         files={"data": ("upload", b"c" * 400, "application/octet-stream")},
     ).json()
-    done = httpx.post(
+    done = loopback.post(
         f"{quota.url}/openai/v1/uploads/{fits['id']}/complete",
         headers=headers,
         json={"part_ids": [part["id"]]},
@@ -269,18 +270,18 @@ def test_delete_in_any_dialect_releases_quota(quota: FileDockServer) -> None:
     k = key(project)
     full = create_openai(quota, k, b"a" * 1000)
     assert_quota_error("openai", upload_openai(quota, k, b"b", expect=None))
-    deleted = httpx.delete(
+    deleted = loopback.delete(
         f"{quota.url}/anthropic/v1/files/{to_anthropic_id(full['id'])}", headers=anthropic_auth(k)
     )
     assert deleted.status_code == 200, deleted.text
     assert usage(quota, project) == (0, 0)
     again = create_openai(quota, k, b"c" * 1000)
-    deleted = httpx.delete(
+    deleted = loopback.delete(
         f"{quota.url}/gemini/v1beta/files/{to_gemini_id(again['id'])}", headers=gemini_auth(k)
     )
     assert deleted.status_code == 200, deleted.text
     third = create_openai(quota, k, b"d" * 1000)
-    httpx.delete(f"{quota.url}/openai/v1/files/{third['id']}", headers=openai_auth(k)).raise_for_status()
+    loopback.delete(f"{quota.url}/openai/v1/files/{third['id']}", headers=openai_auth(k)).raise_for_status()
     create_openai(quota, k, b"e" * 1000)
     assert usage(quota, project) == (1000, 1)
     assert_nothing_left_behind(quota)

@@ -7,6 +7,7 @@ import httpx
 import openai
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer, wait_until
 
 PAYLOAD = os.urandom(1000)
@@ -17,7 +18,7 @@ def file_id(server: FileDockServer) -> str:
     """A file whose hash, and so its ETag, is known: it is computed just after the upload."""
     with openai.OpenAI(base_url=server.openai_url, api_key="k", max_retries=0) as client:
         created = client.files.create(file=("r.bin", PAYLOAD), purpose="user_data").id
-    assert wait_until(lambda: "etag" in httpx.head(f"{server.openai_url}/files/{created}/content").headers)
+    assert wait_until(lambda: "etag" in loopback.head(f"{server.openai_url}/files/{created}/content").headers)
     return created
 
 
@@ -184,7 +185,7 @@ def test_dialect_download_answers_a_range_with_206(
     server: FileDockServer, file_id: str, dialect: str
 ) -> None:
     url, headers = dialect_download_url(server, dialect, file_id)
-    response = httpx.get(url, headers={**headers, "range": "bytes=10-19"})
+    response = loopback.get(url, headers={**headers, "range": "bytes=10-19"})
     assert response.status_code == 206, response.text
     assert response.content == PAYLOAD[10:20]
     assert response.headers["content-range"] == "bytes 10-19/1000"
@@ -195,7 +196,7 @@ def test_dialect_download_answers_an_unsatisfiable_range_with_416(
     server: FileDockServer, file_id: str, dialect: str
 ) -> None:
     url, headers = dialect_download_url(server, dialect, file_id)
-    response = httpx.get(url, headers={**headers, "range": "bytes=5000-"})
+    response = loopback.get(url, headers={**headers, "range": "bytes=5000-"})
     assert response.status_code == 416
     assert response.headers["content-range"] == "bytes */1000"
 
@@ -205,7 +206,7 @@ def test_dialect_download_answers_head_without_a_body(
     server: FileDockServer, file_id: str, dialect: str
 ) -> None:
     url, headers = dialect_download_url(server, dialect, file_id)
-    response = httpx.head(url, headers=headers)
+    response = loopback.head(url, headers=headers)
     assert response.status_code == 200
     assert response.headers["content-length"] == "1000"
     assert response.content == b""
@@ -216,8 +217,8 @@ def test_dialect_download_answers_a_matching_etag_with_304(
     server: FileDockServer, file_id: str, dialect: str
 ) -> None:
     url, headers = dialect_download_url(server, dialect, file_id)
-    etag = httpx.get(url, headers=headers).headers["etag"]
+    etag = loopback.get(url, headers=headers).headers["etag"]
     assert etag == f'"{hashlib.sha256(PAYLOAD).hexdigest()}"'
-    response = httpx.get(url, headers={**headers, "if-none-match": etag})
+    response = loopback.get(url, headers={**headers, "if-none-match": etag})
     assert response.status_code == 304
     assert response.content == b""

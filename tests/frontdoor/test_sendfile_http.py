@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer, wait_until
 
 LARGE = os.urandom(24 * 1024 * 1024 + 12345)  # bigger than loopback socket buffers: many EAGAINs
@@ -93,7 +94,7 @@ def test_client_disconnect_mid_download_leaves_no_fd(
     server = make_server()
     file_id = upload(server, LARGE)
     [blob] = server.blob_files()
-    assert httpx.get(f"{server.openai_url}/files/{file_id}/content").content == LARGE
+    assert loopback.get(f"{server.openai_url}/files/{file_id}/content").content == LARGE
     baseline = len(open_fds(server))
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
@@ -103,7 +104,7 @@ def test_client_disconnect_mid_download_leaves_no_fd(
             if reset:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     assert wait_until(lambda: str(blob) not in open_fds(server) and len(open_fds(server)) <= baseline)
-    assert httpx.get(f"{server.openai_url}/files/{file_id}/content").content == LARGE  # still serving
+    assert loopback.get(f"{server.openai_url}/files/{file_id}/content").content == LARGE  # still serving
 
 
 def chunked(request: bytes) -> bytes:

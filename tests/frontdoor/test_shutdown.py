@@ -11,9 +11,9 @@ import signal
 import socket
 from collections.abc import Callable
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer, wait_until
 
 BOUNDARY = "shutdownboundary"
@@ -109,7 +109,7 @@ def test_requests_running_when_the_grace_ends_get_a_503_or_a_closed_connection(
     make_server: Callable[..., FileDockServer], workers: str
 ) -> None:
     server = make_server(shutdown_grace_seconds="1", log_level="info", workers=workers)
-    big = httpx.post(
+    big = loopback.post(
         f"{server.openai_url}/files",
         files={"file": ("big.bin", b"b" * (16 * MiB)), "purpose": (None, "user_data")},
         timeout=60,
@@ -144,7 +144,7 @@ def test_requests_running_when_the_grace_ends_get_a_503_or_a_closed_connection(
     assert server.leftovers() == [] and server.blob_files() == blobs_before
     server.settings["workers"] = "1"  # enough to list; quicker to start on a loaded machine
     server.start()
-    listed = httpx.get(f"{server.openai_url}/files").json()["data"]
+    listed = loopback.get(f"{server.openai_url}/files").json()["data"]
     assert [f["id"] for f in listed] == [big["id"]]
 
 
@@ -164,7 +164,7 @@ def test_a_request_finishing_within_the_grace_succeeds(make_server: Callable[...
     assert exit_status(server) == 0
     assert "Traceback" not in server.log_path.read_text()
     server.start()
-    listed = httpx.get(f"{server.openai_url}/files").json()["data"]
+    listed = loopback.get(f"{server.openai_url}/files").json()["data"]
     assert [(f["filename"], f["bytes"]) for f in listed] == [("slow.txt", FILE_BYTES)]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import loopback
 from tests.frontdoor.tenancy_helpers import (
     ALPHA,
     BETA,
@@ -71,7 +72,7 @@ def admin_key(tenants: FileDockServer) -> str:
 
 
 def still_alphas(server: FileDockServer, file: dict[str, Any]) -> None:
-    response = httpx.get(f"{server.url}/openai/v1/files/{file['id']}/content", headers=openai_auth(ALPHA))
+    response = loopback.get(f"{server.url}/openai/v1/files/{file['id']}/content", headers=openai_auth(ALPHA))
     assert (response.status_code, response.content) == (200, b"alpha secret bytes")
 
 
@@ -101,8 +102,8 @@ def test_openai_other_projects_file_is_like_an_unknown_id(
     unknown = unknown_file_id()
     sent = {**openai_auth(BETA), **headers}
     base = f"{tenants.url}{prefix}/v1/files"
-    other = httpx.request(method, f"{base}/{alpha_file['id']}{suffix}", headers=sent)
-    never = httpx.request(method, f"{base}/{unknown}{suffix}", headers=sent)
+    other = loopback.request(method, f"{base}/{alpha_file['id']}{suffix}", headers=sent)
+    never = loopback.request(method, f"{base}/{unknown}{suffix}", headers=sent)
     assert_same_as_unknown(other, never, alpha_file["id"], unknown)
     if method != "HEAD":
         error = openai_error(other, 404)
@@ -116,12 +117,12 @@ def test_openai_after_another_projects_id_is_like_a_never_issued_id(
     create_openai(tenants, BETA, b"beta's own", "b.txt")  # beta has files: the 404 is not "empty"
     unknown = unknown_file_id()
     url = f"{tenants.url}/openai/v1/files"
-    other = httpx.get(url, headers=openai_auth(BETA), params={"after": alpha_file["id"]})
-    never = httpx.get(url, headers=openai_auth(BETA), params={"after": unknown})
+    other = loopback.get(url, headers=openai_auth(BETA), params={"after": alpha_file["id"]})
+    never = loopback.get(url, headers=openai_auth(BETA), params={"after": unknown})
     assert_same_as_unknown(other, never, alpha_file["id"], unknown)
     assert openai_error(other, 404)["param"] == "after"
     # alpha itself may page from its own id
-    own = httpx.get(url, headers=openai_auth(ALPHA), params={"after": alpha_file["id"]})
+    own = loopback.get(url, headers=openai_auth(ALPHA), params={"after": alpha_file["id"]})
     assert own.status_code == 200, own.text
 
 
@@ -129,7 +130,7 @@ def test_openai_after_another_projects_id_is_like_a_never_issued_id(
 def alpha_gone(tenants: FileDockServer) -> dict[str, str]:
     """Ids of alpha's files that are no longer live: one deleted, one expired (not yet swept)."""
     deleted = create_openai(tenants, ALPHA, b"deleted", "deleted.txt")
-    httpx.delete(
+    loopback.delete(
         f"{tenants.url}/openai/v1/files/{deleted['id']}", headers=openai_auth(ALPHA)
     ).raise_for_status()
     expired = create_openai(tenants, ALPHA, b"expired", "expired.txt")
@@ -147,10 +148,10 @@ def test_openai_after_another_projects_gone_id_is_like_a_never_issued_id(
     """A deleted or expired id still pages for its owner (tombstone), and for nobody else."""
     theirs, unknown = alpha_gone[state], unknown_file_id()
     url = f"{tenants.url}/openai/v1/files"
-    other = httpx.get(url, headers=openai_auth(BETA), params={"after": theirs})
-    never = httpx.get(url, headers=openai_auth(BETA), params={"after": unknown})
+    other = loopback.get(url, headers=openai_auth(BETA), params={"after": theirs})
+    never = loopback.get(url, headers=openai_auth(BETA), params={"after": unknown})
     assert_same_as_unknown(other, never, theirs, unknown)
-    own = httpx.get(url, headers=openai_auth(ALPHA), params={"after": theirs})
+    own = loopback.get(url, headers=openai_auth(ALPHA), params={"after": theirs})
     assert own.status_code == 200, own.text
 
 
@@ -162,8 +163,8 @@ def test_other_dialects_cursor_of_another_projects_gone_id_is_like_an_unknown_id
     for cursor in ("after_id", "before_id"):
         theirs, never_id = to_anthropic_id(core), to_anthropic_id(unknown)
         url = f"{tenants.url}/anthropic/v1/files"
-        other = httpx.get(url, headers=anthropic_auth(BETA), params={cursor: theirs})
-        never = httpx.get(url, headers=anthropic_auth(BETA), params={cursor: never_id})
+        other = loopback.get(url, headers=anthropic_auth(BETA), params={cursor: theirs})
+        never = loopback.get(url, headers=anthropic_auth(BETA), params={cursor: never_id})
         assert comparable(other, theirs) == comparable(never, never_id), cursor
     theirs, never_id = to_gemini_id(core), to_gemini_id(unknown)
     other = gemini_request(tenants, "GET", "/gemini/v1beta/files", BETA, False, pageToken=theirs)
@@ -196,7 +197,7 @@ def test_openai_list_pages_only_through_own_files(tenants: FileDockServer) -> No
     after: str | None = None
     while True:
         params: dict[str, Any] = {"limit": 1, **({"after": after} if after else {})}
-        page = httpx.get(f"{tenants.url}/openai/v1/files", headers=openai_auth(BETA), params=params).json()
+        page = loopback.get(f"{tenants.url}/openai/v1/files", headers=openai_auth(BETA), params=params).json()
         seen += [f["id"] for f in page["data"]]
         if not page["has_more"]:
             break
@@ -211,14 +212,14 @@ def test_openai_list_pages_only_through_own_files(tenants: FileDockServer) -> No
 
 def start_upload(server: FileDockServer, key: str, size: int) -> dict[str, Any]:
     body = {"bytes": size, "filename": "up.txt", "mime_type": "text/plain", "purpose": "user_data"}
-    response = httpx.post(f"{server.url}/openai/v1/uploads", headers=openai_auth(key), json=body)
+    response = loopback.post(f"{server.url}/openai/v1/uploads", headers=openai_auth(key), json=body)
     assert response.status_code == 200, response.text
     created: dict[str, Any] = response.json()
     return created
 
 
 def add_part(server: FileDockServer, key: str, upload_id: str, data: bytes) -> httpx.Response:
-    return httpx.post(
+    return loopback.post(
         f"{server.url}/openai/v1/uploads/{upload_id}/parts",
         headers=openai_auth(key),
         files={"data": ("upload", data, "application/octet-stream")},
@@ -242,18 +243,18 @@ def test_openai_other_projects_upload_is_like_an_unknown_id(tenants: FileDockSer
         unknown,
     )
     complete = {"part_ids": [part_id]}
-    other = httpx.post(f"{base}/{upload['id']}/complete", headers=openai_auth(BETA), json=complete)
-    never = httpx.post(f"{base}/{unknown}/complete", headers=openai_auth(BETA), json=complete)
+    other = loopback.post(f"{base}/{upload['id']}/complete", headers=openai_auth(BETA), json=complete)
+    never = loopback.post(f"{base}/{unknown}/complete", headers=openai_auth(BETA), json=complete)
     assert_same_as_unknown(other, never, upload["id"], unknown)
-    other = httpx.post(f"{base}/{upload['id']}/cancel", headers=openai_auth(BETA))
-    never = httpx.post(f"{base}/{unknown}/cancel", headers=openai_auth(BETA))
+    other = loopback.post(f"{base}/{upload['id']}/cancel", headers=openai_auth(BETA))
+    never = loopback.post(f"{base}/{unknown}/cancel", headers=openai_auth(BETA))
     assert_same_as_unknown(other, never, upload["id"], unknown)
     assert openai_error(other, 404)["message"] == f"No such Upload object: {upload['id']}"
 
     # None of that touched alpha's upload: it completes, and the file is alpha's alone.
     second = add_part(tenants, ALPHA, upload["id"], b"def")
     assert second.status_code == 200, second.text
-    done = httpx.post(
+    done = loopback.post(
         f"{base}/{upload['id']}/complete",
         headers=openai_auth(ALPHA),
         json={"part_ids": [part_id, second.json()["id"]]},
@@ -263,7 +264,7 @@ def test_openai_other_projects_upload_is_like_an_unknown_id(tenants: FileDockSer
     file_id = done.json()["file"]["id"]
     assert file_id in openai_ids(tenants, ALPHA)
     assert file_id not in openai_ids(tenants, BETA)
-    content = httpx.get(f"{tenants.url}/openai/v1/files/{file_id}/content", headers=openai_auth(ALPHA))
+    content = loopback.get(f"{tenants.url}/openai/v1/files/{file_id}/content", headers=openai_auth(ALPHA))
     assert content.content == b"abcdef"
 
 
@@ -275,7 +276,7 @@ def test_completing_with_another_projects_part_id_is_like_an_unknown_part(tenant
     for part_id in (part, unknown_part):
         betas = start_upload(tenants, BETA, 3)
         url = f"{tenants.url}/openai/v1/uploads/{betas['id']}/complete"
-        reply = httpx.post(url, headers=openai_auth(BETA), json={"part_ids": [part_id]})
+        reply = loopback.post(url, headers=openai_auth(BETA), json={"part_ids": [part_id]})
         replies.append(comparable(reply, part_id, betas["id"]))
     assert replies[0] == replies[1]
     assert replies[0][0] == 400
@@ -283,10 +284,12 @@ def test_completing_with_another_projects_part_id_is_like_an_unknown_part(tenant
 
 def test_beta_cancelling_alphas_upload_leaves_it_pending(tenants: FileDockServer) -> None:
     upload = start_upload(tenants, ALPHA, 3)
-    cancel = httpx.post(f"{tenants.url}/openai/v1/uploads/{upload['id']}/cancel", headers=openai_auth(BETA))
+    cancel = loopback.post(
+        f"{tenants.url}/openai/v1/uploads/{upload['id']}/cancel", headers=openai_auth(BETA)
+    )
     assert cancel.status_code == 404
     assert add_part(tenants, ALPHA, upload["id"], b"abc").status_code == 200
-    own = httpx.post(f"{tenants.url}/openai/v1/uploads/{upload['id']}/cancel", headers=openai_auth(ALPHA))
+    own = loopback.post(f"{tenants.url}/openai/v1/uploads/{upload['id']}/cancel", headers=openai_auth(ALPHA))
     assert (own.status_code, own.json()["status"]) == (200, "cancelled")
 
 
@@ -319,8 +322,8 @@ def test_anthropic_other_projects_file_is_like_an_unknown_id(
 ) -> None:
     theirs, unknown = to_anthropic_id(alpha_file["id"]), to_anthropic_id(unknown_file_id())
     base = f"{tenants.url}{prefix}/v1/files"
-    other = httpx.request(method, f"{base}/{theirs}{suffix}", headers=auth(BETA))
-    never = httpx.request(method, f"{base}/{unknown}{suffix}", headers=auth(BETA))
+    other = loopback.request(method, f"{base}/{theirs}{suffix}", headers=auth(BETA))
+    never = loopback.request(method, f"{base}/{unknown}{suffix}", headers=auth(BETA))
     assert_same_as_unknown(other, never, theirs, unknown)
     assert anthropic_error(other, 404)["type"] == "not_found_error"
     still_alphas(tenants, alpha_file)
@@ -332,7 +335,7 @@ def test_anthropic_ids_filter_drops_another_projects_id(
     own = upload_anthropic(tenants, BETA, b"beta anthropic")
     assert own.status_code == 200, own.text
     params = [("ids[]", to_anthropic_id(alpha_file["id"])), ("ids[]", own.json()["id"])]
-    page = httpx.get(f"{tenants.url}/anthropic/v1/files", headers=anthropic_auth(BETA), params=params)
+    page = loopback.get(f"{tenants.url}/anthropic/v1/files", headers=anthropic_auth(BETA), params=params)
     assert page.status_code == 200, page.text
     assert [f["id"] for f in page.json()["data"]] == [own.json()["id"]]
 
@@ -344,8 +347,8 @@ def test_anthropic_cursor_of_another_project_is_like_an_unknown_id(
     """Generalises the contract's `after=` rule: a cursor may not reveal that an id exists."""
     theirs, unknown = to_anthropic_id(alpha_file["id"]), to_anthropic_id(unknown_file_id())
     url = f"{tenants.url}/anthropic/v1/files"
-    other = httpx.get(url, headers=anthropic_auth(BETA), params={cursor: theirs})
-    never = httpx.get(url, headers=anthropic_auth(BETA), params={cursor: unknown})
+    other = loopback.get(url, headers=anthropic_auth(BETA), params={cursor: theirs})
+    never = loopback.get(url, headers=anthropic_auth(BETA), params={cursor: unknown})
     assert comparable(other, theirs) == comparable(never, unknown)
     if other.status_code == 200:
         assert not {f["id"] for f in other.json()["data"]} & anthropic_ids(tenants, ALPHA)
@@ -369,7 +372,7 @@ def gemini_request(
         headers: dict[str, str] = {}
     else:
         headers = gemini_auth(key)
-    return httpx.request(method, f"{server.url}{path}", headers=headers, params=params)
+    return loopback.request(method, f"{server.url}{path}", headers=headers, params=params)
 
 
 @pytest.mark.parametrize(("prefix", "use_query"), GEMINI_FACES)
@@ -449,13 +452,13 @@ def dialect_request(
         path = {"list": "/openai/v1/files", "retrieve": f"/openai/v1/files/{file_id}"}.get(op)
         path = path or f"/openai/v1/files/{file_id}" + ("/content" if op == "content" else "")
         method = "DELETE" if op == "delete" else "GET"
-        return httpx.request(method, server.url + path, headers={**openai_auth(key), **extra})
+        return loopback.request(method, server.url + path, headers={**openai_auth(key), **extra})
     if dialect in ("anthropic", "era-c"):
         auth = anthropic_auth if dialect == "anthropic" else era_c_auth
         aid = to_anthropic_id(file_id)
         path = "/v1/files" if op == "list" else f"/v1/files/{aid}" + ("/content" if op == "content" else "")
         method = "DELETE" if op == "delete" else "GET"
-        return httpx.request(method, server.url + path, headers={**auth(key), **extra})
+        return loopback.request(method, server.url + path, headers={**auth(key), **extra})
     gid = to_gemini_id(file_id)
     path = "/gemini/v1beta/files" if op == "list" else f"/gemini/v1beta/files/{gid}"
     params = {}
@@ -469,7 +472,7 @@ def dialect_request(
         else:
             headers.update(gemini_auth(key))
     method = "DELETE" if op == "delete" else "GET"
-    return httpx.request(method, server.url + path, headers=headers, params=params)
+    return loopback.request(method, server.url + path, headers=headers, params=params)
 
 
 def assert_401_shape(dialect: str, response: httpx.Response, key: str | None) -> None:
@@ -518,7 +521,7 @@ def test_bad_key_cannot_upload_in_any_dialect(tenants: FileDockServer, key: str 
     assert_401_shape("openai", upload_openai(tenants, key, expect=None), key)
     assert_401_shape("anthropic", upload_anthropic(tenants, key), key)
     assert_401_shape("gemini-header", gemini_start(tenants, key, 5), key)
-    uploads = httpx.post(
+    uploads = loopback.post(
         f"{tenants.url}/openai/v1/uploads",
         headers=openai_auth(key),
         json={"bytes": 1, "filename": "x.txt", "mime_type": "text/plain", "purpose": "user_data"},
@@ -545,13 +548,14 @@ def test_every_dialects_auth_header_maps_to_the_same_project(tenants: FileDockSe
         ("", era_c_auth),
     ]
     for prefix, auth in anthropic_routes:
-        meta = httpx.get(f"{tenants.url}{prefix}/v1/files/{aid}", headers=auth(ALPHA))
+        meta = loopback.get(f"{tenants.url}{prefix}/v1/files/{aid}", headers=auth(ALPHA))
         assert (meta.status_code, meta.json()["size_bytes"]) == (200, 6), (prefix, auth, meta.text)
-        content = httpx.get(f"{tenants.url}{prefix}/v1/files/{aid}/content", headers=auth(ALPHA))
+        content = loopback.get(f"{tenants.url}{prefix}/v1/files/{aid}/content", headers=auth(ALPHA))
         assert content.content == b"mapped"
-        assert httpx.get(f"{tenants.url}{prefix}/v1/files/{aid}", headers=auth(BETA)).status_code == 404
+        assert loopback.get(f"{tenants.url}{prefix}/v1/files/{aid}", headers=auth(BETA)).status_code == 404
         assert aid in {
-            f["id"] for f in httpx.get(f"{tenants.url}{prefix}/v1/files", headers=auth(ALPHA)).json()["data"]
+            f["id"]
+            for f in loopback.get(f"{tenants.url}{prefix}/v1/files", headers=auth(ALPHA)).json()["data"]
         }
     for prefix in ("/gemini/v1beta", "/gemini/v1", "/v1beta", "/v1"):
         for use_query in (False, True):
@@ -562,7 +566,7 @@ def test_every_dialects_auth_header_maps_to_the_same_project(tenants: FileDockSe
             )
             assert raw.content == b"mapped"
             assert gemini_request(tenants, "GET", f"{prefix}/files/{gid}", BETA, use_query).status_code == 404
-    root = httpx.get(f"{tenants.url}/v1/files/{created['id']}", headers=openai_auth(ALPHA))
+    root = loopback.get(f"{tenants.url}/v1/files/{created['id']}", headers=openai_auth(ALPHA))
     assert root.status_code == 200
 
 
@@ -597,23 +601,23 @@ def test_admin_key_acts_for_another_project_with_openai_project(
     as_alpha = {"openai-project": "alpha"}
     assert alpha_file["id"] in openai_ids(tenants, admin_key, **as_alpha)
     assert alpha_file["id"] not in openai_ids(tenants, admin_key)  # without the header: project ops
-    retrieved = httpx.get(
+    retrieved = loopback.get(
         f"{tenants.url}/openai/v1/files/{alpha_file['id']}", headers={**openai_auth(admin_key), **as_alpha}
     )
     assert retrieved.status_code == 200, retrieved.text
     assert (
-        httpx.get(
+        loopback.get(
             f"{tenants.url}/openai/v1/files/{alpha_file['id']}", headers=openai_auth(admin_key)
         ).status_code
         == 404
     )
     # other dialects honour the header too
     aid, gid = to_anthropic_id(alpha_file["id"]), to_gemini_id(alpha_file["id"])
-    meta = httpx.get(
+    meta = loopback.get(
         f"{tenants.url}/anthropic/v1/files/{aid}", headers={**anthropic_auth(admin_key), **as_alpha}
     )
     assert meta.status_code == 200, meta.text
-    got = httpx.get(
+    got = loopback.get(
         f"{tenants.url}/gemini/v1beta/files/{gid}", headers={**gemini_auth(admin_key), **as_alpha}
     )
     assert got.status_code == 200, got.text
@@ -751,8 +755,8 @@ def test_public_serve_starts_when_the_database_holds_a_key(tmp_path: Path) -> No
     try:
         assert process.answers(30), process.exit_within(1)
         url = f"http://127.0.0.1:{process.port}/openai/v1/files"
-        assert httpx.get(url).status_code == 401
-        assert httpx.get(url, headers=openai_auth(key)).status_code == 200
+        assert loopback.get(url).status_code == 401
+        assert loopback.get(url, headers=openai_auth(key)).status_code == 200
     finally:
         process.stop()
 
@@ -803,7 +807,7 @@ def test_a_request_is_counted_once_when_the_fast_path_hands_it_on(limited: FileD
     regular route, which must not count it again: five such calls fit a limit of five."""
     headers = openai_auth("sk-rl-fallthrough")
     for i in range(5):
-        response = httpx.get(f"{limited.url}/v1/files/{unknown_file_id()}", headers=headers)
+        response = loopback.get(f"{limited.url}/v1/files/{unknown_file_id()}", headers=headers)
         assert response.status_code == 404, (i, response.text)
-    refused = httpx.get(f"{limited.url}/v1/files", headers=headers)
+    refused = loopback.get(f"{limited.url}/v1/files", headers=headers)
     assert refused.status_code == 429, refused.text

@@ -10,8 +10,7 @@ FILEDOCK_BIN, as the server does.
 import subprocess
 from collections.abc import Callable
 
-import httpx
-
+from tests import loopback
 from tests.frontdoor.tenancy_helpers import QUICK, Cli
 from tests.servers import FileDockServer
 
@@ -19,7 +18,7 @@ ORPHAN = "plantedOrphanBlob0000000"
 
 
 def upload(server: FileDockServer, data: bytes, name: str) -> str:
-    response = httpx.post(
+    response = loopback.post(
         f"{server.openai_url}/files", files={"file": (name, data)}, data={"purpose": "user_data"}, timeout=30
     )
     assert response.status_code == 200, response.text
@@ -40,8 +39,8 @@ def findings(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
 def stray_part(server: FileDockServer) -> str:
     """A Part whose Upload is finished: an Upload cancelled in the database without freeing it."""
     body = {"filename": "p.bin", "bytes": 10, "purpose": "user_data", "mime_type": "text/plain"}
-    upload_id = httpx.post(f"{server.openai_url}/uploads", json=body).json()["id"]
-    part = httpx.post(f"{server.openai_url}/uploads/{upload_id}/parts", files={"data": b"12345"}).json()
+    upload_id = loopback.post(f"{server.openai_url}/uploads", json=body).json()["id"]
+    part = loopback.post(f"{server.openai_url}/uploads/{upload_id}/parts", files={"data": b"12345"}).json()
     server.sql("UPDATE uploads SET status = 'cancelled' WHERE id = ?", upload_id)
     return str(part["id"])
 
@@ -76,9 +75,9 @@ def test_verify_finds_damage_and_repair_leaves_a_clean_store(
     assert repaired.stdout.count("[repaired]") == 5
     assert cli.run("verify", "--deep", "--grace-seconds", "0").stdout.count("no problems") == 1
     for file_id in (missing, resized, altered):
-        assert httpx.get(f"{server.openai_url}/files/{file_id}").status_code == 404
-    listed = httpx.get(f"{server.openai_url}/files", params={"after": missing, "order": "asc"})
+        assert loopback.get(f"{server.openai_url}/files/{file_id}").status_code == 404
+    listed = loopback.get(f"{server.openai_url}/files", params={"after": missing, "order": "asc"})
     assert listed.status_code == 200, listed.text  # the repaired file's tombstone keeps its cursor
     assert [f["id"] for f in listed.json()["data"]] == [healthy]
-    assert httpx.get(f"{server.openai_url}/files/{healthy}/content").content == bytes([3]) * 1000
+    assert loopback.get(f"{server.openai_url}/files/{healthy}/content").content == bytes([3]) * 1000
     assert server.sql("SELECT count(*) FROM upload_parts") == [(0,)]

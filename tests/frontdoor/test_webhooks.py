@@ -8,10 +8,10 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import httpx
 import openai
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer, wait_until
 
 KEYS = "key-alpha=alpha,key-beta=beta"
@@ -93,7 +93,7 @@ def deliveries_of(
     server: FileDockServer, endpoint_id: str, key: str = "key-alpha"
 ) -> list[dict[str, object]]:
     """FileDock's extension: each delivery to the endpoint and how it went."""
-    answer = httpx.get(
+    answer = loopback.get(
         f"{server.openai_url}/webhook_endpoints/{endpoint_id}/deliveries",
         headers={"authorization": f"Bearer {key}"},
     )
@@ -323,7 +323,7 @@ def test_no_webhook_to_a_loopback_address_unless_allowed(
 
 
 def test_deliveries_of_an_unknown_endpoint_are_not_found(hooks_server: FileDockServer) -> None:
-    answer = httpx.get(
+    answer = loopback.get(
         f"{hooks_server.openai_url}/webhook_endpoints/we_nosuch/deliveries",
         headers={"authorization": "Bearer key-alpha"},
     )

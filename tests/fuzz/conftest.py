@@ -4,9 +4,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer, free_port
 
 
@@ -42,12 +42,14 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileDockSe
 @pytest.fixture(scope="session")
 def seeded_ids(fuzz_server: FileDockServer) -> dict[str, str]:
     base = fuzz_server.openai_url
-    file = httpx.post(f"{base}/files", files={"file": ("seed.txt", b"seed")}, data={"purpose": "user_data"})
-    upload = httpx.post(
+    file = loopback.post(
+        f"{base}/files", files={"file": ("seed.txt", b"seed")}, data={"purpose": "user_data"}
+    )
+    upload = loopback.post(
         f"{base}/uploads",
         json={"filename": "seed.txt", "purpose": "user_data", "bytes": 4, "mime_type": "text/plain"},
     )
-    endpoint = httpx.post(
+    endpoint = loopback.post(
         f"{base}/webhook_endpoints",
         json={"url": f"http://127.0.0.1:{free_port()}/", "name": "seed", "event_types": ["batch.completed"]},
     )

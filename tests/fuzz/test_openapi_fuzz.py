@@ -14,7 +14,6 @@ What is checked, and what is relaxed because the schema cannot say it:
 
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -27,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests import loopback
 from tests.fuzz.conftest import STATS, Timer
 from tests.servers import FileDockServer
 
@@ -70,7 +70,7 @@ FUZZ_SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def schema(fuzz_server: FileDockServer) -> Any:
-    served = httpx.get(f"{fuzz_server.url}/openapi.json")
+    served = loopback.get(f"{fuzz_server.url}/openapi.json")
     assert served.status_code == 200
     return schemathesis.openapi.from_dict(served.json())
 

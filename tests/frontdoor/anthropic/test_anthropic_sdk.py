@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 import anthropic
-import httpx
 import pytest
 
+from tests import loopback
 from tests.servers import FileDockServer
 
 ERA = anthropic.__version__.split(".")[0]
@@ -140,7 +140,7 @@ def test_configured_api_keys_are_enforced(
 def test_every_response_carries_a_request_id(dock: FileDockServer, face: str) -> None:
     prefix = "/anthropic" if face == "prefix" else ""
     headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
-    response = httpx.get(f"{dock.url}{prefix}/v1/files?beta=true", headers=headers)
+    response = loopback.get(f"{dock.url}{prefix}/v1/files?beta=true", headers=headers)
     assert response.status_code == 200
     assert response.headers["request-id"].startswith("req_")
     assert set(response.json()) == {"data", "has_more", "first_id", "last_id", "next_page"}
