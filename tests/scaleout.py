@@ -11,6 +11,7 @@ pg_ctl. A missing service fails loudly: nothing here ever skips.
 Standard library and httpx only, like tests/servers.py; `psql` does the SQL.
 """
 
+import concurrent.futures
 import contextlib
 import glob
 import json
@@ -265,10 +266,15 @@ class Postgres:
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
+    def _drop(self, name: str) -> None:
+        with contextlib.suppress(Exception):
+            self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
     def stop(self) -> None:
-        for name in self.databases:
-            with contextlib.suppress(Exception):
-                self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        # Each DROP DATABASE waits for a checkpoint; issued together they share them (one by one,
+        # the ~40 databases of a scale-out run took over a minute at the end of each process).
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(self._drop, self.databases))
         if self.owned and self.directory is not None:
             bin_dir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
             run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
