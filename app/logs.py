@@ -6,10 +6,12 @@ A record's structured fields travel in `extra={"fields": {...}}`: the text forma
 as `name=value`, the JSON format adds them as keys. Nothing here imports the rest of FileDock.
 
 The access lines, one per request, skip `logging` (a record, a lock, a formatter and a write
-each cost about as much as the request they describe): `text_line` and `json_line` format them
-as these formatters would, and `write_lines` writes them to stderr in batches.
+each cost about as much as the request they describe): they are formatted as these formatters
+would (`text_time`, the text format's time; `json_line`), and `write_lines` writes them to
+stderr in batches.
 """
 
+import functools
 import json
 import logging
 import os
@@ -80,22 +82,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def text_line(logger: str, level_name: str, created: float, message: str) -> str:
-    """The line `TextFormatter` writes for a record of `logger` at `level_name` made at
-    `created` whose whole message, fields included, is `message`."""
-    return text_lines(logger, level_name, [(created, message)])[0]
+def text_time(created: float) -> str:
+    """A record's time as `TextFormatter` writes it (`logging.Formatter`'s `asctime`, local)."""
+    second = int(created)
+    return f"{_local_second(second)},{int((created - second) * 1000):03d}"
 
 
-def text_lines(logger: str, level_name: str, records: list[tuple[float, str]]) -> list[str]:
-    """`text_line` for each (created, message) of `records`, the time of each second made once."""
-    lines = []
-    shown_second, shown = -1, ""
-    for created, message in records:
-        second = int(created)
-        if second != shown_second:
-            shown_second, shown = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        lines.append(f"{shown},{int((created - second) * 1000):03d} {level_name} {logger}: {message}")
-    return lines
+@functools.lru_cache(maxsize=2)  # the current second's text, made once per second, not per line
+def _local_second(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
 
 
 def json_line(logger: str, level: str, created: float, message: str, fields: dict[str, Any]) -> str:

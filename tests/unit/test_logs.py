@@ -7,19 +7,14 @@ import os
 import select
 import threading
 
-from app.logs import TEXT_FORMAT, JsonFormatter, TextFormatter, json_line, text_line, write_lines
+from app.http.access_log import Exchange, _text_line
+from app.logs import TEXT_FORMAT, JsonFormatter, TextFormatter, json_line, write_lines
 
 
 def record(message: str, fields: dict[str, object]) -> logging.LogRecord:
     made = logging.LogRecord("filedock.access", logging.INFO, "", 0, message, (), None)
     made.fields = fields
     return made
-
-
-def test_text_line_is_what_the_text_formatter_writes() -> None:
-    plain = record("GET /v1/files 200", {})
-    expected = TextFormatter(TEXT_FORMAT).format(plain)
-    assert text_line("filedock.access", "INFO", plain.created, "GET /v1/files 200") == expected
 
 
 def test_json_line_is_what_the_json_formatter_writes() -> None:
@@ -54,3 +49,12 @@ def _read_all(fd: int, into: bytearray) -> None:
     while chunk := os.read(fd, 65536):
         into += chunk
     os.close(fd)
+
+
+def test_an_access_line_is_what_the_text_formatter_would_write_for_its_message() -> None:
+    exchange = Exchange("GET", "/v1/files/file-x", request_id="req_1", status=404, duration=0.0123)
+    exchange.client, exchange.project, exchange.error = ("127.0.0.1", 5000), "team a", "FileNotFound"
+    message = _text_line(exchange, 0.0).split(": ", 1)[1]
+    assert message.startswith('127.0.0.1:5000 - "team a" "GET /v1/files/file-x" 404 0 bytes_in=0 ')
+    plain = record(message, {})
+    assert _text_line(exchange, plain.created) == TextFormatter(TEXT_FORMAT).format(plain)
