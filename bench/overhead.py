@@ -6,8 +6,8 @@ measurement weighs on both alike), printed side by side.
     .venv/bin/python -m bench.overhead [--runs N]
 
 Each row gives the median over the runs of each setting and the smallest, median and largest
-per-run ratio (defaults ÷ off): 1.00 costs nothing, 0.95 is a 5% cost on a rate. docs are not written; the
-figures go into docs/performance.md by hand, with this command.
+per-run ratio (defaults ÷ off): 1.00 costs nothing, 0.95 is a 5% cost on a rate. docs are not
+written; the figures go into docs/performance.md by hand, with this command.
 """
 
 import argparse

@@ -26,7 +26,8 @@ def _client(kwargs: dict[str, Any]) -> httpx.Client:
     """A client from the keywords httpx's functions give their Client; the rest stay for the request."""
     client_keys = ("auth", "cookies", "proxy", "timeout", "follow_redirects", "trust_env")
     options = {key: kwargs.pop(key) for key in client_keys if key in kwargs}
-    options["verify"] = kwargs.pop("verify", None) or _tls()
+    verify = kwargs.pop("verify", True)
+    options["verify"] = _tls() if verify is True else verify
     return httpx.Client(**options)
 
 

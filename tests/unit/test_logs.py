@@ -25,6 +25,15 @@ def test_json_line_is_what_the_json_formatter_writes() -> None:
     assert json.loads(line) == expected
 
 
+def test_an_access_line_is_what_the_text_formatter_would_write_for_its_message() -> None:
+    exchange = Exchange("GET", "/v1/files/file-x", request_id="req_1", status=404, duration=0.0123)
+    exchange.client, exchange.project, exchange.error = ("127.0.0.1", 5000), "team a", "FileNotFound"
+    message = _text_line(exchange, 0.0).split(": ", 1)[1]
+    assert message.startswith('127.0.0.1:5000 - "team a" "GET /v1/files/file-x" 404 0 bytes_in=0 ')
+    plain = record(message, {})
+    assert _text_line(exchange, plain.created) == TextFormatter(TEXT_FORMAT).format(plain)
+
+
 def test_write_lines_keeps_every_line_whole_and_in_order() -> None:
     lines = [f"line {i} " + "x" * (i % 300) for i in range(2_000)]
     lines.insert(700, "long " + "y" * (3 * select.PIPE_BUF))  # longer than one atomic write
@@ -49,12 +58,3 @@ def _read_all(fd: int, into: bytearray) -> None:
     while chunk := os.read(fd, 65536):
         into += chunk
     os.close(fd)
-
-
-def test_an_access_line_is_what_the_text_formatter_would_write_for_its_message() -> None:
-    exchange = Exchange("GET", "/v1/files/file-x", request_id="req_1", status=404, duration=0.0123)
-    exchange.client, exchange.project, exchange.error = ("127.0.0.1", 5000), "team a", "FileNotFound"
-    message = _text_line(exchange, 0.0).split(": ", 1)[1]
-    assert message.startswith('127.0.0.1:5000 - "team a" "GET /v1/files/file-x" 404 0 bytes_in=0 ')
-    plain = record(message, {})
-    assert _text_line(exchange, plain.created) == TextFormatter(TEXT_FORMAT).format(plain)
