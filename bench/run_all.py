@@ -151,8 +151,19 @@ def machine_info() -> list[str]:
         " (`weed server -s3`, one process) on loopback",
         f"- Disk under bench/out: `{' '.join(disk.split())}`",
         f"- Load average at the end (1, 5, 15 min; the machine is shared): {' '.join(load[:3])}",
+        f"- Scheduler autogroups: {_autogroups()} (on, PostgreSQL's backends share one group's CPU"
+        " against wrk's and FileDock's, which sets the PostgreSQL p99s; see performance.md)",
         f"- FileDock: {common.WORKERS} workers, commit {commit.stdout.strip() or '?'} plus working tree",
     ]
+
+
+def _autogroups() -> str:
+    """Whether the kernel shares CPU between sessions first (`sched_autogroup_enabled`)."""
+    try:
+        enabled = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
+    except OSError:
+        return "unknown"
+    return "on" if enabled == "1" else "off"
 
 
 def write_chart(rows: list[Row], path: Path) -> None:
