@@ -21,12 +21,25 @@ from tests import loopback, scaleout
 ROOT = Path(__file__).resolve().parents[1]
 FILEDOCK_BIN = os.environ.get("FILEDOCK_BIN") or str(ROOT / ".venv" / "bin" / "filedock")
 START_DEADLINE_SECONDS = 30
+PORT_ATTEMPTS = 3
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listening_inode(port: int) -> str | None:
+    """The inode of the TCP socket listening on `port` on this machine, from /proc/net/tcp."""
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                return fields[9]
+    return None
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
@@ -54,6 +67,7 @@ class FileDockServer:
     process: subprocess.Popen[bytes] | None = None
     binary: str = FILEDOCK_BIN  # another installation's `filedock`, for tests of installing
     cwd: Path | None = None
+    _log_start: int = field(default=0, repr=False)  # where the current start's log lines begin
 
     @property
     def url(self) -> str:
@@ -64,18 +78,25 @@ class FileDockServer:
         return f"{self.url}/v1"
 
     def start(self) -> "FileDockServer":
-        self.port = free_port()
-        log = open(self.data_dir.parent / f"{self.data_dir.name}-server.log", "ab")  # noqa: SIM115
-        command = [self.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            [*command, "--data-dir", str(self.data_dir)],
-            env=self.environment(),
-            cwd=self.cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-        return self
+        # `free_port` only finds a port free now: another test process (the SDK eras run side by
+        # side) may bind it first, and this server then fails to bind while that one answers
+        # /healthz on the port. So readiness also checks the listening socket is this server's,
+        # and a server that lost its port starts again on another.
+        for _ in range(PORT_ATTEMPTS):
+            self.port = free_port()
+            log = open(self.log_path, "ab")  # noqa: SIM115
+            self._log_start = log.tell()  # this start's lines follow
+            command = [self.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            self.process = subprocess.Popen(
+                [*command, "--data-dir", str(self.data_dir)],
+                env=self.environment(),
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            if self._wait_ready():
+                return self
+        raise RuntimeError(f"filedock lost its port {PORT_ATTEMPTS} times in a row; see {self.log_path}")
 
     def environment(self) -> dict[str, str]:
         """The server's environment: the test backend's settings, then this server's own."""
@@ -94,19 +115,42 @@ class FileDockServer:
         with sqlite3.connect(self.data_dir / "filedock.db", timeout=10) as db:
             return db.execute(statement, params).fetchall()
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self) -> bool:
+        """Whether the server came up on its port; False if another process had taken the port."""
         deadline = time.monotonic() + START_DEADLINE_SECONDS
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                if "address already in use" in self._log_since_start():
+                    return False
                 raise RuntimeError(f"filedock exited with {self.process.returncode}; see {self.log_path}")
             try:
-                if loopback.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
+                answered = loopback.get(f"{self.url}/healthz", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
+                answered = False
+            if answered and self._holds_port():
+                return True
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"filedock did not answer /healthz within {START_DEADLINE_SECONDS} s")
+
+    def _log_since_start(self) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
+
+    def _holds_port(self) -> bool:
+        """Whether this server's process holds the socket listening on its port (Linux's /proc;
+        elsewhere assumed)."""
+        assert self.process is not None
+        inode = listening_inode(self.port)
+        if inode is None:
+            return not Path("/proc/net/tcp").exists()
+        fds = Path(f"/proc/{self.process.pid}/fd")
+        try:
+            links = [os.readlink(fd) for fd in fds.iterdir()]
+        except OSError:  # the process is gone, or a descriptor closed while listed
+            return False
+        return f"socket:[{inode}]" in links
 
     @property
     def log_path(self) -> Path:

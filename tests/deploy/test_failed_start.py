@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import FILEDOCK_BIN, clean_environment, free_port
+from tests import servers
+from tests.servers import FILEDOCK_BIN, FileDockServer, clean_environment, free_port
 
 TIMEOUT_SECONDS = 60
 
@@ -72,3 +73,24 @@ def test_serve_accepts_a_log_level_in_capitals(tmp_path: Path) -> None:
     # Refused before uvicorn starts (ftp://), so the test only learns whether the level passed.
     result = serve(tmp_path, "--workers", "1", log_level="WARNING", blob_url="ftp://x")
     assert "invalid setting" not in result.stdout and "FILEDOCK_BLOB_URL" in result.stdout
+
+
+def test_a_test_server_whose_port_was_taken_starts_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tests' own harness: `free_port` can hand out a port another process binds first (the
+    SDK eras run side by side). The server that lost it must not take the other's /healthz for
+    its own; it starts again on another port."""
+    first = FileDockServer(tmp_path / "first").start()
+    try:
+        ports = iter([first.port, free_port()])
+        monkeypatch.setattr(servers, "free_port", lambda: next(ports))
+        second = FileDockServer(tmp_path / "second").start()
+        try:
+            assert second.port != first.port
+            assert second.sql("SELECT count(*) FROM files") == [(0,)]
+            assert "address already in use" in second.log_path.read_text()
+        finally:
+            second.stop()
+    finally:
+        first.stop()
