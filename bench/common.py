@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,8 +91,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
+def _wait_http(
+    url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = START_DEADLINE_SECONDS
+) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited with {process.returncode}; see {log}")
@@ -101,7 +103,7 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
                 return
         time.sleep(0.05)
     _stop(process)
-    raise TimeoutError(f"{url} did not answer within {START_DEADLINE_SECONDS} s; see {log}")
+    raise TimeoutError(f"{url} did not answer within {seconds} s; see {log}")
 
 
 @dataclass
@@ -112,10 +114,18 @@ class Server:
 
 
 @contextlib.contextmanager
-def filedock(name: str, env_extra: dict[str, str] | None = None, **settings: str) -> Iterator[Server]:
+def filedock(
+    name: str,
+    env_extra: dict[str, str] | None = None,
+    *,
+    prefix: Sequence[str] = (),
+    start_seconds: float = START_DEADLINE_SECONDS,
+    **settings: str,
+) -> Iterator[Server]:
     """`filedock serve` on a free loopback port with a fresh data dir under bench/out/<name>.
 
-    `settings` become FILEDOCK_* variables; `env_extra` (e.g. S3 credentials) is added as is.
+    `settings` become FILEDOCK_* variables; `env_extra` (e.g. S3 credentials) is added as is;
+    `prefix` runs the server under another command (valgrind), given `start_seconds` to answer.
     """
     data_dir = OUT / name
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -126,13 +136,13 @@ def filedock(name: str, env_extra: dict[str, str] | None = None, **settings: str
     env.update({f"FILEDOCK_{k.upper()}": v for k, v in chosen.items()})
     env.update(env_extra or {})
     log = OUT / f"{name}-server.log"
-    command = [str(FILEDOCK_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [*prefix, str(FILEDOCK_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             [*command, "--data-dir", str(data_dir)], env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", process, log)
+        _wait_http(f"http://127.0.0.1:{port}/healthz", process, log, start_seconds)
         yield Server(f"http://127.0.0.1:{port}", process.pid, data_dir)
     finally:
         _stop(process)

@@ -13,16 +13,14 @@ fifty times: 2,000 retrieves take a minute or two per configuration. Needs Debia
 
 import argparse
 import asyncio
-import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
-from bench import metadata
-from bench.common import FILEDOCK_BIN, OUT, free_port
+from bench import common, metadata
+from bench.common import OUT
 
 CONFIGURATIONS = {
     "off": {"log_level": "info", "access_log": "false", "metrics": "false"},
@@ -34,32 +32,15 @@ START_DEADLINE_SECONDS = 300
 
 
 def instructions_per_request(name: str, settings: dict[str, str], kind: str, requests: int) -> float:
-    data_dir = OUT / f"instructions-{name.split()[0]}"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FILEDOCK_")}
-    env.update({f"FILEDOCK_{k.upper()}": v for k, v in {"workers": "1", **settings}.items()})
-    counts = data_dir / "callgrind.out"
-    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={counts}.%p"]
-    command += [
-        str(FILEDOCK_BIN),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    with (data_dir / "server.log").open("wb") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, server)
-        file_ids = asyncio.run(metadata.seed(f"sqlite+aiosqlite:///{data_dir / 'filedock.db'}", 300))
+    label = f"instructions-{name.split()[0]}"
+    counts = OUT / f"{label}-callgrind.out"
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={counts}.%p"]
+    with common.filedock(
+        label, prefix=valgrind, start_seconds=START_DEADLINE_SECONDS, workers="1", **settings
+    ) as server:
+        file_ids = asyncio.run(metadata.seed(f"sqlite+aiosqlite:///{server.data_dir / 'filedock.db'}", 300))
         paths = [metadata.PATHS[kind] % file_id for file_id in file_ids[100:]]
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
             for i in range(WARM_UP):
                 client.get(paths[i % len(paths)]).raise_for_status()
             subprocess.run(
@@ -68,24 +49,7 @@ def instructions_per_request(name: str, settings: dict[str, str], kind: str, req
             for i in range(requests):
                 client.get(paths[i % len(paths)]).raise_for_status()
             subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=120)
     return _dumped_total(Path(f"{counts}.{server.pid}.1")) / requests
-
-
-def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server under valgrind exited with {server.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the server under valgrind did not answer within {START_DEADLINE_SECONDS} s")
 
 
 def _dumped_total(path: Path) -> int:

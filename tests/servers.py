@@ -115,6 +115,15 @@ class FileDockServer:
         with sqlite3.connect(self.data_dir / "filedock.db", timeout=10) as db:
             return db.execute(statement, params).fetchall()
 
+    def requests_total(self, *labels: str) -> float:
+        """`filedock_http_requests_total` summed over the series holding every one of `labels`
+        (`'method="POST"'`), from a scrape (which flushes the answering worker's counts first)."""
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in loopback.get(f"{self.url}/metrics").text.splitlines()
+            if line.startswith("filedock_http_requests_total{") and all(label in line for label in labels)
+        )
+
     def _wait_ready(self) -> bool:
         """Whether the server came up on its port; False if another process had taken the port."""
         deadline = time.monotonic() + START_DEADLINE_SECONDS

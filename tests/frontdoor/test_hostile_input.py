@@ -70,12 +70,7 @@ def assert_nothing_left(server: FileDockServer, before: Snapshot) -> None:
 def posts_finished(server: FileDockServer) -> float:
     """POST requests the server has finished, cleanup included (the request counter moves as the
     access-log middleware lets go of a request; a scrape of the one worker flushes it first)."""
-    lines = loopback.get(f"{server.url}/metrics").text.splitlines()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in lines
-        if line.startswith("filedock_http_requests_total{") and 'method="POST"' in line
-    )
+    return server.requests_total('method="POST"')
 
 
 def cut_request_left_nothing(server: FileDockServer, before: Snapshot, posts_before: float) -> None:

@@ -54,11 +54,7 @@ def test_metrics_need_a_key_when_keys_are_configured(make_server: Callable[..., 
 
 def request_total(server: FileDockServer, route: str, status: str) -> float:
     """filedock_http_requests_total of one route and status, from a scrape."""
-    labels = (f'route="{route}"', f'status="{status}"')
-    for line in loopback.get(f"{server.url}/metrics").text.splitlines():
-        if line.startswith("filedock_http_requests_total{") and all(label in line for label in labels):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return server.requests_total(f'route="{route}"', f'status="{status}"')
 
 
 def test_metrics_count_every_request_once_across_workers(make_server: Callable[..., FileDockServer]) -> None:
