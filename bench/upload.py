@@ -78,9 +78,13 @@ def timed_upload(client: str, url: str, path: Path, repeat: int = 1) -> tuple[fl
     return float(result["seconds"]), str(result["id"])
 
 
+def dd_command(source: Path, target: Path) -> list[str]:
+    """The reference: `source` copied to `target` in 1 MiB blocks, fsync'd once at the end."""
+    return ["dd", f"if={source}", f"of={target}", "bs=1M", "conv=fsync", "status=none"]
+
+
 def _dd_seconds(source: Path, target: Path) -> float:
-    dd = ["dd", f"if={source}", f"of={target}", "bs=1M", "conv=fsync", "status=none"]
-    seconds, _ = run_parallel([dd])
+    seconds, _ = run_parallel([dd_command(source, target)])
     target.unlink()
     return seconds
 

@@ -50,9 +50,9 @@ def own_cpu() -> float:
 
 
 def dd_run(source: Path, target: Path) -> tuple[float, float]:
-    """Wall and CPU seconds of `dd bs=1M conv=fsync`."""
+    """Wall and CPU seconds of `upload.dd_command`."""
     start = time.perf_counter()
-    process = subprocess.Popen(["dd", f"if={source}", f"of={target}", "bs=1M", "conv=fsync", "status=none"])
+    process = subprocess.Popen(upload.dd_command(source, target))
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     target.unlink()

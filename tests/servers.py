@@ -84,16 +84,16 @@ class FileDockServer:
         # and a server that lost its port starts again on another.
         for _ in range(PORT_ATTEMPTS):
             self.port = free_port()
-            log = open(self.log_path, "ab")  # noqa: SIM115
-            self._log_start = log.tell()  # this start's lines follow
             command = [self.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-            self.process = subprocess.Popen(
-                [*command, "--data-dir", str(self.data_dir)],
-                env=self.environment(),
-                cwd=self.cwd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            with open(self.log_path, "ab") as log:  # the server keeps its own copy of the descriptor
+                self._log_start = log.tell()  # this start's lines follow
+                self.process = subprocess.Popen(
+                    [*command, "--data-dir", str(self.data_dir)],
+                    env=self.environment(),
+                    cwd=self.cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             if self._wait_ready():
                 return self
         raise RuntimeError(f"filedock lost its port {PORT_ATTEMPTS} times in a row; see {self.log_path}")
