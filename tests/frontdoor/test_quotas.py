@@ -53,6 +53,7 @@ PROJECTS = [
     "other",
     "override-up",
     "override-down",
+    "override-bystander",
     "declared",
 ]
 
@@ -88,8 +89,13 @@ def assert_blobs_back_to(server: FileDockServer, before: set[str]) -> None:
 
 
 def usage(server: FileDockServer, project: str) -> tuple[int, int]:
-    entry = Cli.of(server).projects()[project]
-    return entry["bytes"], entry["files"]
+    """The project's recorded usage: its row, which `filedock projects list` prints (checked against
+    the CLI in check_race and test_keys_cli; read here without starting a CLI process per check)."""
+    rows = server.sql("SELECT bytes_used, files_used FROM projects WHERE name = ?", project)
+    assert len(rows) == 1, f"no row for project {project}"
+    bytes_used, files_used = rows[0]
+    assert isinstance(bytes_used, int) and isinstance(files_used, int), rows
+    return bytes_used, files_used
 
 
 def used_by_listing(server: FileDockServer, project: str) -> tuple[int, int]:
@@ -333,6 +339,7 @@ def test_another_projects_usage_does_not_count(quota: FileDockServer) -> None:
 def test_set_quota_override_raises_and_lowers_the_limit(quota: FileDockServer) -> None:
     cli = Cli.of(quota)
     up, down = key("override-up"), key("override-down")
+    create_openai(quota, key("override-bystander"), b"v")
     create_openai(quota, up, b"w" * 1000)
     assert_quota_error("openai", upload_openai(quota, up, b"x", expect=None))
     cli.set_quota("override-up", max_bytes=3000, max_files=10)
@@ -345,7 +352,8 @@ def test_set_quota_override_raises_and_lowers_the_limit(quota: FileDockServer) -
     projects = cli.projects()
     assert (projects["override-up"]["max_bytes"], projects["override-up"]["max_files"]) == (3000, 10)
     assert projects["override-down"]["max_files"] == 1
-    assert (projects["other"]["max_bytes"], projects["other"]["max_files"]) == (MAX_BYTES, MAX_FILES)
+    bystander = projects["override-bystander"]
+    assert (bystander["max_bytes"], bystander["max_files"]) == (MAX_BYTES, MAX_FILES)
 
 
 # --- races ------------------------------------------------------------------------------------
@@ -419,8 +427,8 @@ def check_race(
     assert len(winners) == fit, [r.status_code for _, r in results]
     stored_bytes, stored_files = used_by_listing(server, project)
     assert stored_files == before[1] + fit
-    assert usage(server, project) == (stored_bytes, stored_files)
-    entry = Cli.of(server).projects()[project]
+    entry = Cli.of(server).projects()[project]  # the operator's view of the race's outcome
+    assert (entry["bytes"], entry["files"]) == (stored_bytes, stored_files)
     assert stored_bytes <= entry["max_bytes"] and stored_files <= entry["max_files"]
     assert_nothing_left_behind(server)
 
