@@ -44,7 +44,8 @@ def kind_of(argv: list[str], environ: bytes) -> str:
     if serving or "app.cli worker" in line or "app.server.supervisor" in line:
         return "FileDock server" + backend
     if script is not None:
-        return f"FileDock CLI: {' '.join(a for a in argv[script + 1 : script + 3] if not a.startswith('-'))}"
+        words = [arg for arg in argv[script + 1 : script + 3] if not arg.startswith("-") and "/" not in arg]
+        return f"FileDock CLI: {' '.join(words)}"  # the command, not its paths
     for needle, kind in (  # the first that matches: a test's path in an argument says "pytest" too
         ("weed", "SeaweedFS"),
         ("postgres", "PostgreSQL"),

@@ -16,6 +16,7 @@ from tests.servers import FileDockServer
 _counter = itertools.count()
 # Where each face is reached: the shared root (told apart by sniffing) or its own prefix.
 FACES = ["root", "prefix"]
+LISTING_KEYS = {face: f"listing-{face}" for face in FACES}  # key and project: keyed_dock's
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +37,10 @@ def vendor_dock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileDockSe
 
 @pytest.fixture(scope="session")
 def keyed_dock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileDockServer]:
-    """A shared server that accepts only the API key `secret-1`."""
-    server = FileDockServer(tmp_path_factory.mktemp("keyed") / "data", {"api_keys": "secret-1"}).start()
+    """A shared server that accepts only configured keys: `secret-1`, and one per face in
+    `LISTING_KEYS`, each in a project of its own, for tests that list every file they see."""
+    keys = ",".join(["secret-1", *(f"{key}={key}" for key in LISTING_KEYS.values())])
+    server = FileDockServer(tmp_path_factory.mktemp("keyed") / "data", {"api_keys": keys}).start()
     yield server
     server.stop()
 

@@ -13,6 +13,8 @@ def test_servers_and_cli_calls_are_told_apart_and_by_backend() -> None:
     assert kind_of(["/usr/bin/python3", "-m", "app.cli", "worker", "--fd", "3"], b"") == "FileDock server"
     cli = ["/repo/.venv/bin/python3.11", "/repo/.venv/bin/filedock", "projects", "list", *DATA_DIR]
     assert kind_of(cli, b"") == "FileDock CLI: projects list"
+    backup = ["/repo/.venv/bin/python3.11", "/repo/.venv/bin/filedock", "backup", "/tmp/x/backup", *DATA_DIR]
+    assert kind_of(backup, b"") == "FileDock CLI: backup"
 
 
 def test_a_pytest_path_in_an_argument_does_not_make_a_process_pytest() -> None:

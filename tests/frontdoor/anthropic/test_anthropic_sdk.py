@@ -12,6 +12,7 @@ import anthropic
 import pytest
 
 from tests import loopback
+from tests.frontdoor.sdk_fixtures import LISTING_KEYS
 from tests.servers import FileDockServer
 
 ERA = anthropic.__version__.split(".")[0]
@@ -54,9 +55,9 @@ def test_filename_keeps_only_the_last_path_component(anthropic_client: anthropic
 
 
 def test_list_pages_through_every_file_newest_first(
-    make_dock: Callable[..., FileDockServer], make_client: Callable[..., anthropic.Anthropic], face: str
+    keyed_dock: FileDockServer, make_client: Callable[..., anthropic.Anthropic], face: str
 ) -> None:
-    client = make_client(make_dock(), face)
+    client = make_client(keyed_dock, face, api_key=LISTING_KEYS[face])  # a project of its own
     uploaded = [client.beta.files.upload(file=(f"f{i}.txt", b"x", "text/plain")).id for i in range(21)]
     newest_first = uploaded[::-1]
     assert [f.id for f in client.beta.files.list().data] == newest_first[:20]  # 20 by default

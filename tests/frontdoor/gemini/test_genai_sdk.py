@@ -12,6 +12,7 @@ import pytest
 from google import genai
 from google.genai import _api_client, errors
 
+from tests.frontdoor.sdk_fixtures import LISTING_KEYS
 from tests.servers import FileDockServer, wait_until
 
 VERSION = "v1" if genai.__version__.startswith("3.") else "v1beta"
@@ -86,9 +87,9 @@ def test_empty_file_uploads(gemini_client: genai.Client) -> None:
 
 
 def test_list_pages_through_every_file_newest_first(
-    make_dock: Callable[..., FileDockServer], make_client: Callable[..., genai.Client], face: str
+    keyed_dock: FileDockServer, make_client: Callable[..., genai.Client], face: str
 ) -> None:
-    client = make_client(make_dock(), face)
+    client = make_client(keyed_dock, face, api_key=LISTING_KEYS[face])  # a project of its own
     uploaded = [upload(client, b"x", f"f{i}.txt").name for i in range(12)]
     newest_first = uploaded[::-1]
     assert [f.name for f in client.files.list().page] == newest_first[:10]  # 10 by default
