@@ -32,7 +32,8 @@ _PYTEST_DIR = re.compile(r"pytest-\d+|popen-gw\d+")  # a session's, or an xdist 
 class Process:
     kind: str
     test: str  # the pytest directory of a FileDock process's data dir, or ""
-    cpu: float = 0.0
+    cpu: float = 0.0  # since the command started: a process already running counts from then
+    before: float = 0.0  # its CPU when the command started
 
 
 def kind_of(argv: list[str], environ: bytes) -> str:
@@ -72,7 +73,8 @@ def owning_test(argv: list[str]) -> str:
     return re.sub(r"\d+$", "", parts[roots[-1] + 1]) if roots else ""
 
 
-def sample(processes: dict[tuple[str, str], Process], own: int) -> None:
+def sample(processes: dict[tuple[str, str], Process], own: int, *, baseline: bool = False) -> None:
+    """Every process's CPU since the command started; `baseline`: the sample taken before it."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == own:
             continue
@@ -80,17 +82,24 @@ def sample(processes: dict[tuple[str, str], Process], own: int) -> None:
             with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
             key = (pid, fields[19])  # the start time tells a reused pid apart
+            so_far = (int(fields[11]) + int(fields[12])) / TICKS
             if key not in processes:
                 with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                     argv = cmdline.read().decode(errors="replace").split("\0")[:-1]
-                with open(f"/proc/{pid}/environ", "rb") as env:
-                    environ = env.read()
-                kind = kind_of(argv, environ)
+                kind = kind_of(argv, _environ(pid))
                 test = owning_test(argv) if kind.startswith("FileDock") else ""
-                processes[key] = Process(kind, test)
+                processes[key] = Process(kind, test, before=so_far if baseline else 0.0)
         except OSError:  # ended while being read
             continue
-        processes[key].cpu = (int(fields[11]) + int(fields[12])) / TICKS
+        processes[key].cpu = so_far - processes[key].before
+
+
+def _environ(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as env:
+            return env.read()
+    except PermissionError:  # another user's process: its kind still shows in its command line
+        return b""
 
 
 def report(processes: dict[tuple[str, str], Process], wall: float) -> None:
@@ -122,6 +131,7 @@ def main() -> None:
     if not command:
         parser.error("give the command to measure after --")
     processes: dict[tuple[str, str], Process] = {}
+    sample(processes, os.getpid(), baseline=True)
     start = time.monotonic()
     child = subprocess.Popen(command)
     while child.poll() is None:
