@@ -246,6 +246,22 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+STAT_START_TIME = 19  # field indexes in `proc_stat`'s list (the process's state is 0)
+
+
+def proc_stat(path: str) -> list[str]:
+    """The fields of a /proc/<pid>[/task/<tid>]/stat file after the command name (which may hold
+    spaces and parentheses). Raises OSError once the process has gone."""
+    with open(path) as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(fields: list[str]) -> float:
+    """User plus system CPU time from `proc_stat`'s fields."""
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def _status_kib(pid: int, key: str) -> int:
     with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
         for line in status:

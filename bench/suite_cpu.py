@@ -22,7 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-TICKS = os.sysconf("SC_CLK_TCK")
+from bench.common import STAT_START_TIME, cpu_seconds, proc_stat
+
 INTERVAL_SECONDS = 0.1
 SHOWN_TESTS = 20
 _PYTEST_DIR = re.compile(r"pytest-\d+|popen-gw\d+")  # a session's, or an xdist worker's, tmp root
@@ -79,10 +80,9 @@ def sample(processes: dict[tuple[str, str], Process], own: int, *, baseline: boo
         if not pid.isdigit() or int(pid) == own:
             continue
         try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            key = (pid, fields[19])  # the start time tells a reused pid apart
-            so_far = (int(fields[11]) + int(fields[12])) / TICKS
+            fields = proc_stat(f"/proc/{pid}/stat")
+            key = (pid, fields[STAT_START_TIME])  # the start time tells a reused pid apart
+            so_far = cpu_seconds(fields)
             if key not in processes:
                 with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                     argv = cmdline.read().decode(errors="replace").split("\0")[:-1]

@@ -25,10 +25,9 @@ from pathlib import Path
 import httpx
 
 from bench import upload
-from bench.common import MB, OUT, MiB, filedock, make_source_file, process_tree
+from bench.common import MB, OUT, MiB, cpu_seconds, filedock, make_source_file, proc_stat, process_tree
 
 HASH_WAIT_SECONDS = 1.0  # 256 MiB hash in well under this
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -37,10 +36,8 @@ def thread_cpu(pid: int) -> dict[str, float]:
     totals = {"event loop": 0.0, "other threads": 0.0}
     for process in process_tree(pid):
         for task in os.listdir(f"/proc/{process}/task"):
-            with open(f"/proc/{process}/task/{task}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
             kind = "event loop" if task == str(process) else "other threads"
-            totals[kind] += (int(fields[11]) + int(fields[12])) / TICKS
+            totals[kind] += cpu_seconds(proc_stat(f"/proc/{process}/task/{task}/stat"))
     return totals
 
 
