@@ -1,13 +1,14 @@
 """Where a 256 MiB upload's CPU goes, beside `dd conv=fsync` of the same bytes: the floor that two
 cores put under the upload's wall time.
 
-    .venv/bin/python -m bench.upload_cpu [--uploads N]
+    .venv/bin/python -m bench.upload_cpu [--uploads N] [--workers N]
 
-One worker; the raw streaming client of `bench.upload` runs in this process, so its CPU is this
-process's during the request. The server's CPU is read from /proc per thread just before and
-just after each request: the event loop's thread, and the others (the blob writes and the
-fsync). Each upload waits for the one before it to be hashed (the hash runs after the response
-and would otherwise land in the next upload's window). `dd`'s CPU comes from its rusage.
+One worker unless told otherwise (with several, their event loops are summed); the raw
+streaming client of `bench.upload` runs in this process, so its CPU is this process's during the
+request. The server's CPU is read from /proc per thread just before and just after each
+request: the event loop's thread, and the others (the blob writes and the fsync). Each upload
+waits for the one before it to be hashed (the hash runs after the response and would otherwise
+land in the next upload's window). `dd`'s CPU comes from its rusage.
 
 Wall time on two cores is at least (client + server CPU) / 2, and at least the event loop's
 own CPU, which no other core can take over. docs are not written; the figures go into
@@ -58,11 +59,11 @@ def dd_run(source: Path, target: Path) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def measure(source: Path, uploads: int) -> dict[str, list[float]]:
+def measure(source: Path, uploads: int, workers: int) -> dict[str, list[float]]:
     figures: dict[str, list[float]] = {
         name: [] for name in ("wall", "client", "event loop", "other threads", "dd wall", "dd cpu")
     }
-    with filedock("upload-cpu", workers="1") as server:
+    with filedock("upload-cpu", workers=str(workers)) as server:
         upload.upload_httpx(server.url, source)  # warm-up: imports, first connection
         for _ in range(uploads):
             time.sleep(HASH_WAIT_SECONDS)
@@ -83,9 +84,10 @@ def measure(source: Path, uploads: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="FileDock workers (the tree is measured)")
     args = parser.parse_args()
     source = make_source_file(OUT / "source-256.bin", 256 * MiB)
-    figures = measure(source, args.uploads)
+    figures = measure(source, args.uploads, args.workers)
     median = {name: statistics.median(values) for name, values in figures.items()}
     print("seconds per upload, min / median / max:")
     for name, values in figures.items():

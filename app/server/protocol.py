@@ -8,10 +8,10 @@ a byte every few seconds ("slowloris"). This subclass answers 431 to headers ove
 `max_header_bytes` and 408 to headers not complete `header_timeout_seconds` after the request's
 first byte (or after the connection opened, if no byte came), and closes the connection.
 
-`filedock serve` passes `FileDockHttpProtocol` to uvicorn as
-`http="app.server.protocol:FileDockHttpProtocol"`: a string, since each worker process imports
-it anew. The limits come from the worker's settings through `configure`, which the app factory
-calls before the worker accepts a connection.
+`filedock serve` passes `FileDockProtocol` (this protocol behind `app.server.reads`' large
+reads) to uvicorn as `http="app.server.protocol:FileDockProtocol"`: a string, since each worker
+process imports it anew. The limits come from the worker's settings through `configure`, which
+the app factory calls before the worker accepts a connection.
 """
 
 import asyncio
@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.http.headers import SECURITY_HEADERS
 from app.server.passthrough import BodyPassThroughMixin
+from app.server.reads import LargeReads
 from app.server.shutdown import GracefulEndMixin
 from app.server.zerocopy import ZeroCopySendMixin
 
@@ -190,7 +191,14 @@ class LimitedHttpToolsProtocol(BodyPassThroughMixin, HttpToolsProtocol):
 
 
 class FileDockHttpProtocol(GracefulEndMixin, ZeroCopySendMixin, LimitedHttpToolsProtocol):
-    """What `filedock serve` runs: httptools with the limits above, request bodies passed to
-    the app as read (`app.server.passthrough`), the zero-copy send extension
+    """The HTTP protocol `filedock serve` runs: httptools with the limits above, request bodies
+    passed to the app as read (`app.server.passthrough`), the zero-copy send extension
     (`app.server.zerocopy`) that downloads use when it is offered, and the clean end of requests
     still running when the shutdown grace runs out (`app.server.shutdown`)."""
+
+
+class FileDockProtocol(LargeReads):
+    """What uvicorn makes for each connection: `FileDockHttpProtocol`, read 1 MiB at a time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(FileDockHttpProtocol(*args, **kwargs))

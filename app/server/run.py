@@ -15,9 +15,9 @@ from app.logs import logging_config
 from app.server.supervisor import STARTUP_FAILURE, SupervisorConfig, exec_supervisor
 from app.settings import Settings
 
-# uvicorn's httptools protocol with header limits and zero-copy downloads. A string: each worker
-# process imports it anew.
-HTTP_PROTOCOL = "app.server.protocol:FileDockHttpProtocol"
+# uvicorn's httptools protocol with header limits, zero-copy downloads and large reads. A string:
+# each worker process imports it anew.
+HTTP_PROTOCOL = "app.server.protocol:FileDockProtocol"
 # The protocol ends requests still running when the grace runs out (`app.server.shutdown`); they
 # then have this long to unwind before uvicorn cancels what is left, its backstop.
 UNWIND_SECONDS = 5
