@@ -7,6 +7,7 @@ whole blob or nothing. Keys are server-made, but each is still resolved inside t
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import hashlib
 import os
 import re
@@ -26,12 +27,39 @@ MAX_PIECES = 512  # below IOV_MAX (1024), the most buffers one writev takes
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 IO_THREADS = 16
 ABORT_WAIT_SECONDS = 1.0
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+SYNC_FILE_RANGE_WRITE = 2  # from <fcntl.h>: start writing the range out, wait for nothing
 T = TypeVar("T")
+
+
+def _load_sync_file_range() -> Callable[..., int] | None:
+    """Linux's sync_file_range(2) from the C library (Python's os lacks it), or None elsewhere."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_sync_file_range = _load_sync_file_range()
+
+
+def start_writeback(fd: int, start: int, end: int) -> None:
+    """Start writing bytes [start, end) of the file to disk, without waiting for it. The blob's
+    fsync at commit then finds them written: 256 MiB took its upload 0.14 s from the last byte
+    received to the answer, under 0.02 s this way (docs/performance.md). Only a hint: the fsync
+    is what makes the blob durable, so an error here is ignored."""
+    if _sync_file_range is not None and end > start:
+        _sync_file_range(fd, start, end - start, SYNC_FILE_RANGE_WRITE)
 
 
 class LocalBlobWriter:
     """Collects pieces into ~1 MiB blocks; a block is written in a thread (writev releases the
-    GIL) while the next arrives, keeping the event loop free to parse.
+    GIL) while the next arrives, keeping the event loop free to parse. When the store fsyncs,
+    each block also starts the disk write of the whole pages written so far (`start_writeback`),
+    so the disk works during the upload instead of after its last byte.
     """
 
     def __init__(self, store: "LocalBlobStore", temp_path: Path, fd: int) -> None:
@@ -41,6 +69,8 @@ class LocalBlobWriter:
         self._pieces: list[bytes] = []  # written as they came, by one writev: no copy into a buffer
         self._buffered = 0
         self._in_flight: concurrent.futures.Future[None] | None = None
+        self._written = 0  # bytes handed to block writes so far
+        self._writeback_from = 0  # a page boundary: what lies before it is already on its way out
 
     async def write(self, data: bytes) -> None:
         self._pieces.append(data if type(data) is bytes else bytes(data))  # never a buffer that may change
@@ -92,8 +122,13 @@ class LocalBlobWriter:
         await self._wait_in_flight()
         if not self._pieces:
             return
-        pieces, self._pieces, self._buffered = self._pieces, [], 0
-        self._in_flight = self._store.submit_io(_write, self._fd, pieces)
+        pieces, self._pieces, size, self._buffered = self._pieces, [], self._buffered, 0
+        self._written += size
+        writeback = None
+        if self._store.fsync:  # whole pages only: a page still being filled would go out twice
+            writeback = (self._writeback_from, self._written // PAGE_BYTES * PAGE_BYTES)
+            self._writeback_from = writeback[1]
+        self._in_flight = self._store.submit_io(_write, self._fd, pieces, writeback)
 
     async def _wait_in_flight(self) -> None:
         in_flight, self._in_flight = self._in_flight, None
@@ -105,12 +140,14 @@ class LocalBlobWriter:
             raise BlobStoreError(f"could not write blob data: {exc}") from exc
 
 
-def _write(fd: int, pieces: list[bytes]) -> None:
+def _write(fd: int, pieces: list[bytes], writeback: tuple[int, int] | None) -> None:
     written = os.writev(fd, pieces)
     if written < sum(map(len, pieces)):  # a short write, rare on a regular file: finish plainly
         view = memoryview(b"".join(pieces))[written:]
         while view:
             view = view[os.write(fd, view) :]
+    if writeback is not None:
+        start_writeback(fd, *writeback)
 
 
 def _file_sha256(path: Path) -> str:
