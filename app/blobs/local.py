@@ -48,8 +48,8 @@ _sync_file_range = _load_sync_file_range()
 
 def start_writeback(fd: int, start: int, end: int) -> None:
     """Start writing bytes [start, end) of the file to disk, without waiting for it. The blob's
-    fsync at commit then finds them written: 256 MiB took its upload 0.14 s from the last byte
-    received to the answer, under 0.02 s this way (docs/performance.md). Only a hint: the fsync
+    fsync at commit then finds them written: a 256 MiB upload's answer came 0.14 s after the
+    client's last byte, and under 0.02 s this way (docs/performance.md). Only a hint: the fsync
     is what makes the blob durable, so an error here is ignored."""
     if _sync_file_range is not None and end > start:
         _sync_file_range(fd, start, end - start, SYNC_FILE_RANGE_WRITE)
