@@ -70,7 +70,6 @@ class LocalBlobWriter:
         self._buffered = 0
         self._in_flight: concurrent.futures.Future[None] | None = None
         self._written = 0  # bytes handed to block writes so far
-        self._writeback_from = 0  # a page boundary: what lies before it is already on its way out
 
     async def write(self, data: bytes) -> None:
         self._pieces.append(data if type(data) is bytes else bytes(data))  # never a buffer that may change
@@ -123,11 +122,10 @@ class LocalBlobWriter:
         if not self._pieces:
             return
         pieces, self._pieces, size, self._buffered = self._pieces, [], self._buffered, 0
-        self._written += size
-        writeback = None
-        if self._store.fsync:  # whole pages only: a page still being filled would go out twice
-            writeback = (self._writeback_from, self._written // PAGE_BYTES * PAGE_BYTES)
-            self._writeback_from = writeback[1]
+        start, self._written = self._written, self._written + size
+        # Whole pages only: a page still being filled would go out twice. The block before this
+        # one started the pages up to the same boundary this range starts at.
+        writeback = (_page_floor(start), _page_floor(self._written)) if self._store.fsync else None
         self._in_flight = self._store.submit_io(_write, self._fd, pieces, writeback)
 
     async def _wait_in_flight(self) -> None:
@@ -138,6 +136,10 @@ class LocalBlobWriter:
             await asyncio.wrap_future(in_flight)
         except OSError as exc:
             raise BlobStoreError(f"could not write blob data: {exc}") from exc
+
+
+def _page_floor(offset: int) -> int:
+    return offset - offset % PAGE_BYTES
 
 
 def _write(fd: int, pieces: list[bytes], writeback: tuple[int, int] | None) -> None:
