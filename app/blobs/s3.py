@@ -4,7 +4,8 @@ A blob is written under its final key and becomes visible only when the write co
 small blob is one PUT, a large one a multipart upload fed chunk by chunk (memory stays at a
 few parts per upload), and S3 makes either visible atomically. A process killed mid-write
 leaves at worst an unfinished multipart upload, which no listing or GET ever shows; a bucket
-lifecycle rule (AbortIncompleteMultipartUpload) reclaims its parts. Reads are ranged GETs.
+lifecycle rule (AbortIncompleteMultipartUpload) reclaims its parts. Reads are ranged GETs;
+a large one from a plain-HTTP endpoint goes through `app/blobs/s3_reads.py` instead of obstore.
 
 Two obstore clients: writes, HEAD, DELETE and LIST have a whole-request timeout; reads have
 only a connect timeout plus a wait for each chunk, since a slow client may take hours to
@@ -31,17 +32,20 @@ from obstore.store import S3Store
 if TYPE_CHECKING:  # obstore's config types exist only for type checkers
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
+from app.blobs import s3_reads
 from app.blobs.base import BlobInfo, BlobNotFound, BlobStoreError
 
 log = logging.getLogger("filedock.blobs.s3")
 PART_BYTES = 8 * 1024 * 1024  # a blob up to this size is one PUT; larger ones go multipart
 PARTS_IN_FLIGHT = 2
 QUEUED_CHUNKS = 8
-# A download reads the object in chunks of at least this size, each one hand-off from obstore's
-# thread to the event loop and one write into the client's socket. A 256 MiB download through
+# A read through obstore (a small one, one over HTTPS, or of a whole blob for its hash or a batch)
+# takes the object in chunks of at least this size, each one hand-off from obstore's thread to
+# the event loop and one write into the client's socket. A 256 MiB download through
 # FileDock against obstore's own get (Intel Xeon, 2 cores): 1 MiB chunks 0.72x with 0.22 s of
 # server CPU, 2 MiB 0.83x, 4 MiB 0.86x with 0.16 s, 8 MiB 0.74x (docs/performance.md).
 READ_CHUNK_BYTES = 4 * 1024 * 1024
+PLAIN_READ_THREADS = 16  # large reads over plain HTTP at once, per process (app/blobs/s3_reads.py)
 LIST_PAGE = 1000
 HEADS_IN_FLIGHT = 16
 HEALTH_PREFIX = "_health/"
@@ -223,6 +227,7 @@ class S3BlobStore:
         self._reads = S3Store(
             bucket, prefix=store_prefix, config=config, client_options=connect, retry_config=retry
         )
+        self._plain_reads = s3_reads.PlainReads(self._reads, timeout_seconds, PLAIN_READ_THREADS)
         self.timeout_seconds = timeout_seconds
         self.description = f"s3://{bucket}/{prefix.strip('/')}"
 
@@ -251,6 +256,10 @@ class S3BlobStore:
             with _translated(key):
                 await asyncio.wait_for(obstore.head_async(self._store, key), self.timeout_seconds)
             return _empty()
+        if end is not None and end - start >= s3_reads.MIN_BYTES:
+            chunks = await self._plain_reads.open_range(key, start, end)
+            if chunks is not None:
+                return chunks
         options: Any = {}
         if end is not None:
             options = {"range": (start, end)}
@@ -334,6 +343,7 @@ class S3BlobStore:
         # flight): wait for them, so no unfinished multipart upload outlives the process.
         if _ABANDONED:
             await asyncio.wait(set(_ABANDONED), timeout=self.timeout_seconds)
+        self._plain_reads.close()
 
 
 async def _empty() -> AsyncIterator[bytes]:

@@ -1,6 +1,7 @@
 """Two FileDock replicas on one PostgreSQL database and one S3 bucket: any request may land on either."""
 
 import asyncio
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,13 +69,17 @@ def test_large_file_streams_through_s3_multipart_on_either_replica(
     pair: tuple[FileDockServer, FileDockServer],
 ) -> None:
     first, second = pair
-    body = bytes(range(256)) * (80 * 1024)  # 20 MiB: several S3 parts
+    body = os.urandom(20 * 1024 * 1024)  # several S3 parts; random, so a misplaced range shows
     with sdk(first) as a:
         made = a.files.create(file=("big.bin", body), purpose="user_data")
     with loopback.stream("GET", f"{second.openai_url}/files/{made.id}/content", timeout=60) as response:
         assert b"".join(response.iter_bytes()) == body
     tail = loopback.get(f"{second.openai_url}/files/{made.id}/content", headers={"Range": "bytes=-1000"})
     assert tail.content == body[-1000:]
+    middle = loopback.get(  # large: read over plain HTTP from S3 (app/blobs/s3_reads.py)
+        f"{second.openai_url}/files/{made.id}/content", headers={"Range": "bytes=4097-15000000"}, timeout=60
+    )
+    assert middle.status_code == 206 and middle.content == body[4097:15000001]
 
 
 async def test_concurrent_deletes_on_both_replicas_have_one_winner(

@@ -63,6 +63,10 @@ def test_silent_s3_gives_a_prompt_503_on_upload_and_download(
         f"{server.openai_url}/files", data={"purpose": "user_data"}, files={"file": ("a.txt", b"abc")}
     )
     assert made.status_code == 200, made.text
+    large = loopback.post(  # read over plain HTTP, not through obstore (app/blobs/s3_reads.py)
+        f"{server.openai_url}/files", data={"purpose": "user_data"}, files={"file": ("c.bin", bytes(5 << 20))}
+    )
+    assert large.status_code == 200, large.text
     relay.black_hole = True
     started = time.monotonic()
     upload = loopback.post(
@@ -75,6 +79,9 @@ def test_silent_s3_gives_a_prompt_503_on_upload_and_download(
     started = time.monotonic()
     download = loopback.get(f"{server.openai_url}/files/{made.json()['id']}/content", timeout=60)
     assert_prompt_503(download, started)
+    started = time.monotonic()
+    download = loopback.get(f"{server.openai_url}/files/{large.json()['id']}/content", timeout=60)
+    assert_prompt_503(download, started)
     relay.black_hole = False
     listed = loopback.get(f"{server.openai_url}/files").json()["data"]
-    assert [f["filename"] for f in listed] == ["a.txt"]  # the failed upload left no row
+    assert sorted(f["filename"] for f in listed) == ["a.txt", "c.bin"]  # the failed upload left no row
