@@ -126,6 +126,20 @@ def test_docs_assets_and_spec_need_no_key(make_server: Callable[..., FileDockSer
     assert loopback.get(f"{server.openai_url}/files").status_code == 401  # the API itself still needs one
 
 
+def test_spec_names_each_operation_once(make_server: Callable[..., FileDockServer]) -> None:
+    """Client generators key operations by operationId; a repeated one breaks them."""
+    spec = loopback.get(f"{make_server().url}/openapi.json").json()
+    operations = [
+        (op["operationId"], method, path)
+        for path, methods in spec["paths"].items()
+        for method, op in methods.items()
+        if isinstance(op, dict) and "operationId" in op
+    ]
+    ids = [operation_id for operation_id, _, _ in operations]
+    assert len(ids) == len(set(ids)), sorted(o for o in operations if ids.count(o[0]) > 1)
+    assert {"get", "head"} <= set(spec["paths"]["/v1/files/{file_id}/content"])
+
+
 def test_responses_other_than_the_docs_page_keep_the_strict_policy(
     make_server: Callable[..., FileDockServer],
 ) -> None:

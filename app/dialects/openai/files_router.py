@@ -84,7 +84,10 @@ async def delete_file(file_id: str, service: ServiceDep) -> FileDeleted:
     return FileDeleted(id=record.id, deleted=True)
 
 
-@router.api_route("/files/{file_id}/content", methods=["GET", "HEAD"], response_class=StreamingResponse)
+# One route per method: FastAPI names a two-method route's operation once, for both, and
+# /openapi.json would hold the same operationId twice.
+@router.get("/files/{file_id}/content", response_class=StreamingResponse)
+@router.head("/files/{file_id}/content", response_class=StreamingResponse)
 async def download_file(file_id: str, request: Request, service: ServiceDep) -> Response:
     record = await service.get_file(file_id)
     service.check_downloadable(record, vendor_allows_download, file_id)
