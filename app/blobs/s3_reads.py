@@ -5,8 +5,8 @@ Why not through obstore, which does every other S3 request: its stream hands eac
 a new `bytes` that it first zeroes and then fills (developmentseed/obstore#133), after the copies
 of its own HTTP stack, while `HTTPResponse.read(n)` has the kernel copy the socket's bytes
 straight into a new, unzeroed `bytes`. Where the CPU is the bound (a store on the same host or
-network: SeaweedFS, MinIO), that is the difference between 0.77-0.80x and 0.88-0.93x of
-obstore's own get, with FileDock relaying every byte to its client (docs/performance.md).
+network: SeaweedFS, MinIO), that took a 256 MiB download through FileDock from 0.75-0.82x to
+0.83-0.91x of obstore's own get, relaying every byte to the client (docs/performance.md).
 
 Only plain HTTP without a proxy: HTTPS (its trust store) and proxies stay with obstore.
 `open_range` answers None, and the caller reads through obstore instead, whenever this path
@@ -19,6 +19,7 @@ store's timeout, as is any failure once the body has begun: the response is then
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import http.client
 import logging
 import re
@@ -61,14 +62,14 @@ class PlainReads:
         if url.scheme != "http" or not url.hostname or _proxied(url.hostname):
             return None
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=self._timeout)
-        target = f"{url.path}?{url.query}"
-        loop = asyncio.get_running_loop()
+        request = functools.partial(_request, connection, f"{url.path}?{url.query}", start, end)
         try:
-            answer = await loop.run_in_executor(self._threads, _request, connection, target, start, end)
-        except (OSError, http.client.HTTPException) as exc:
+            response, sock = await asyncio.get_running_loop().run_in_executor(self._threads, request)
+        except BaseException as exc:  # cancelled too (the client left): that wakes the thread
             _close(connection, connection.sock)
-            raise BlobStoreError(f"S3 request for {key} failed: {type(exc).__name__}: {exc}") from exc
-        response, sock = answer
+            if isinstance(exc, (OSError, http.client.HTTPException)):
+                raise BlobStoreError(f"S3 request for {key} failed: {type(exc).__name__}: {exc}") from exc
+            raise
         if not _is_exactly(response, start, end):
             log.debug("S3 answered %s to a range of %s; reading it through obstore", response.status, key)
             _close(connection, sock)

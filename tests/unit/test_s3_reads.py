@@ -175,6 +175,29 @@ async def test_a_silent_s3_is_an_error_within_the_timeout() -> None:
         reads.close()
 
 
+async def test_a_download_cancelled_before_s3_answers_closes_the_connection_at_once() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        reads = _reads(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=30)
+        opening = asyncio.ensure_future(reads.open_range("blob1", 0, len(DATA)))
+        accepted, _ = await asyncio.to_thread(silent.accept)
+        with accepted:
+            await asyncio.sleep(0.3)  # the request is out; a thread waits for the answer
+            opening.cancel()  # as when the client goes away
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
+            accepted.settimeout(5)  # the close must come long before the 30 s timeout
+            received = await asyncio.to_thread(_everything_until_closed, accepted)
+        assert received.startswith(b"GET /bucket/pre/blob1?")
+        reads.close()
+
+
+def _everything_until_closed(connection: socket.socket) -> bytes:
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
 async def test_a_download_cancelled_midway_closes_the_connection_at_once(fake_s3: FakeS3) -> None:
     fake_s3.answer = "trickle"
     reads = _reads(_endpoint(fake_s3), timeout=30)
