@@ -1,13 +1,12 @@
 """The shipped deploy/nginx.conf, run for real in front of FileDock, carries SDK uploads through.
 
-nginx comes from Debian (`apt-get install nginx` when it is missing; a failed install fails the
+nginx comes from Debian (tests/debian.py installs it when it is missing; a failed install fails the
 test, it never skips). The config is deploy/nginx.conf as shipped, with only the replicas'
 addresses and the listen port replaced by loopback ones, inside a minimal `http` block.
 """
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from google import genai
 from google.genai import types
 
 from tests import loopback
+from tests.debian import debian_program
 from tests.servers import FileDockServer, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,18 +45,7 @@ http {{
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    if found:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    for command in (["apt-get", *lock, "update", "-qq"], ["apt-get", *lock, "install", "-y", "-qq", "nginx"]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            pytest.fail(f"nginx is missing and `{' '.join(command)}` failed:\n{result.stderr[-2000:]}")
-    found = shutil.which("nginx", path="/usr/sbin:/sbin:/usr/bin")
-    assert found, "apt-get installed nginx, yet no nginx binary is on the PATH or in /usr/sbin"
-    return found
+    return debian_program("nginx", "nginx")
 
 
 def shipped_site(upstream: str, port: int) -> str:

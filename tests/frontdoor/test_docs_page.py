@@ -4,22 +4,21 @@ Swagger UI draws the operations only once its script ran under the page's conten
 policy and fetched /openapi.json, so an operation path in the rendered DOM proves the page, its
 assets, the policy and the spec together. The raw HTML names no operation.
 
-Chromium comes from Debian (`apt-get install chromium` when it is missing); a failed install
+Chromium comes from Debian (tests/debian.py installs it when it is missing); a failed install
 fails the test, it never skips.
 """
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests import loopback
+from tests.debian import debian_program
 from tests.deploy.test_nginx_proxy import MAIN_CONF, nginx_binary
 from tests.servers import FileDockServer, free_port, wait_until
 
@@ -28,21 +27,7 @@ RENDERED_OPERATION = re.compile(r'class="opblock-summary-path"[^>]*>.*?/v1/files
 
 
 def chromium_binary() -> str:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    for command in (
-        ["apt-get", *lock, "update", "-qq"],
-        ["apt-get", *lock, "install", "-y", "-qq", "chromium"],
-    ):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            pytest.fail(f"chromium is missing and `{' '.join(command)}` failed:\n{result.stderr[-2000:]}")
-    found = shutil.which("chromium")
-    assert found, "apt-get installed chromium, yet no chromium binary is on the PATH"
-    return found
+    return debian_program("chromium", "chromium")
 
 
 def rendered_dom(url: str, profile: Path) -> str:
