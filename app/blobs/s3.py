@@ -45,7 +45,6 @@ QUEUED_CHUNKS = 8
 # FileDock against obstore's own get (Intel Xeon, 2 cores): 1 MiB chunks 0.72x with 0.22 s of
 # server CPU, 2 MiB 0.83x, 4 MiB 0.86x with 0.16 s, 8 MiB 0.74x (docs/performance.md).
 READ_CHUNK_BYTES = 4 * 1024 * 1024
-PLAIN_READ_THREADS = 16  # large reads over plain HTTP at once, per process (app/blobs/s3_reads.py)
 LIST_PAGE = 1000
 HEADS_IN_FLIGHT = 16
 HEALTH_PREFIX = "_health/"
@@ -227,7 +226,7 @@ class S3BlobStore:
         self._reads = S3Store(
             bucket, prefix=store_prefix, config=config, client_options=connect, retry_config=retry
         )
-        self._plain_reads = s3_reads.PlainReads(self._reads, timeout_seconds, PLAIN_READ_THREADS)
+        self._plain_reads = s3_reads.PlainReads(self._reads, timeout_seconds)
         self.timeout_seconds = timeout_seconds
         self.description = f"s3://{bucket}/{prefix.strip('/')}"
 

@@ -39,13 +39,14 @@ log = logging.getLogger("filedock.blobs.s3")
 MIN_BYTES = 4 * 1024 * 1024  # below this, one of obstore's pooled connections costs less
 CHUNK_BYTES = 1024 * 1024  # one read, one hand-off to the event loop, one write to the client
 URL_LIFETIME = timedelta(minutes=15)  # S3 checks it once, when the request arrives
+THREADS = 16  # reads in flight at once, per process; a download holds one only while it reads
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class PlainReads:
     """Opens large ranged reads over plain HTTP; the threads that block on their sockets."""
 
-    def __init__(self, store: S3Store, timeout_seconds: float, threads: int) -> None:
+    def __init__(self, store: S3Store, timeout_seconds: float, threads: int = THREADS) -> None:
         self._store = store
         self._timeout = timeout_seconds
         self._threads = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="s3-read")
@@ -72,8 +73,7 @@ class PlainReads:
             raise
         if not _is_exactly(response, start, end):
             log.debug("S3 answered %s to a range of %s; reading it through obstore", response.status, key)
-            _close(connection, sock)
-            response.close()
+            _close(connection, sock, response)
             return None
         return self._chunks(key, connection, sock, response, end - start)
 
@@ -98,8 +98,7 @@ class PlainReads:
                 left -= len(chunk)
                 yield chunk
         finally:
-            _close(connection, sock)
-            response.close()
+            _close(connection, sock, response)
 
 
 def _proxied(host: str) -> bool:
@@ -127,9 +126,16 @@ def _is_exactly(response: http.client.HTTPResponse, start: int, end: int) -> boo
     return response.status == 206 and found is not None and (int(found[1]), int(found[2])) == (start, end - 1)
 
 
-def _close(connection: http.client.HTTPConnection, sock: socket.socket | None) -> None:
-    """Closes the connection, first waking a thread blocked reading it (close alone does not)."""
+def _close(
+    connection: http.client.HTTPConnection,
+    sock: socket.socket | None,
+    response: http.client.HTTPResponse | None = None,
+) -> None:
+    """Closes the connection and its response (which owns the socket after an HTTP/1.0 answer),
+    first waking a thread blocked reading it (closing alone does not)."""
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
     connection.close()
+    if response is not None:
+        response.close()
