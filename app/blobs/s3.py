@@ -14,12 +14,15 @@ download a large file. obstore's errors become `BlobNotFound` or `BlobStoreError
 """
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import ipaddress
 import logging
 import re
 import secrets
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -49,6 +52,20 @@ LIST_PAGE = 1000
 HEADS_IN_FLIGHT = 16
 HEALTH_PREFIX = "_health/"
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# obstore hands each result back from a thread of its own (tokio's), which calls the event
+# loop's `call_soon_threadsafe` and so needs the GIL once more after the awaiting coroutine has
+# resumed. A process that exits in that moment (a CLI command's last DELETE) begins finalizing
+# first, and before Python 3.14 a thread asking for the GIL then is ended by `pthread_exit`,
+# which aborts the whole process as it unwinds through Rust: SIGABRT, nothing on stderr
+# (PyO3/pyo3#4874, python/cpython#87135). atexit callbacks run before finalizing begins.
+EXIT_GRACE_SECONDS = 0.05
+
+
+@atexit.register
+def _let_obstore_threads_finish() -> None:
+    """Give up the GIL for a moment, so that obstore's threads finish handing results back."""
+    if sys.version_info < (3, 14):
+        time.sleep(EXIT_GRACE_SECONDS)
 
 
 @contextlib.contextmanager

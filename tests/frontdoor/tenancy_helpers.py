@@ -302,7 +302,9 @@ class Cli:
             timeout=60,
         )
         if check:
-            assert done.returncode == 0, f"filedock {' '.join(args)}: {done.stdout}{done.stderr}"
+            assert done.returncode == 0, (
+                f"filedock {' '.join(args)} exited {done.returncode}: {done.stdout}{done.stderr}"
+            )
         return done
 
     def create_key(self, project: str, *, admin: bool = False, create: bool = False) -> str:
