@@ -28,11 +28,10 @@ class AsyncpgReader:
         assert isinstance(engine.pool, QueuePool)  # as `create_engine` makes it for PostgreSQL
         self._timeout = engine.pool.timeout()  # FILEDOCK_STORAGE_TIMEOUT_SECONDS, as the engine's
         connect_args = engine.dialect.create_connect_args(engine.url)[1]  # host, user, ssl…
-        server_settings = {**connect_args.get("server_settings", {}), **HOT_READ_SETTINGS}
         self._connect_args: dict[str, Any] = {
             **connect_args,
             **asyncpg_timeouts(self._timeout),
-            "server_settings": server_settings,
+            "server_settings": HOT_READ_SETTINGS,
         }
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._compiled: dict[int, Compiled] = {}
