@@ -28,6 +28,10 @@ class AsyncpgReader:
         assert isinstance(engine.pool, QueuePool)  # as `create_engine` makes it for PostgreSQL
         self._timeout = engine.pool.timeout()  # FILEDOCK_STORAGE_TIMEOUT_SECONDS, as the engine's
         connect_args = engine.dialect.create_connect_args(engine.url)[1]  # host, user, ssl…
+        # SQLAlchemy's option for its statement cache, which a URL may carry and asyncpg refuses:
+        # here it sizes asyncpg's (0, for a pooler that cannot keep prepared statements, as there).
+        if "prepared_statement_cache_size" in connect_args:
+            connect_args["statement_cache_size"] = connect_args.pop("prepared_statement_cache_size")
         self._connect_args: dict[str, Any] = {
             **connect_args,
             **asyncpg_timeouts(self._timeout),

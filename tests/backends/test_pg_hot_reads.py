@@ -96,5 +96,24 @@ async def test_hot_reads_reuse_generic_plans_that_scan_indexes(engine: AsyncEngi
         assert "Seq Scan" not in scans and scans & {"Index Scan", "Index Only Scan"}, (statement, scans)
 
 
+async def test_a_url_sizing_sqlalchemys_statement_cache_reaches_the_reader(
+    services: scaleout.ScaleOutBackend,
+) -> None:
+    # SQLAlchemy documents `?prepared_statement_cache_size=0` for poolers like PgBouncer; the
+    # reader's asyncpg pool refused it (TypeError) until the reader translated it.
+    url = services.postgres.url(services.postgres.create_database())
+    await upgrade_to_head_async(url)
+    engine = create_engine(f"{url}?prepared_statement_cache_size=0", durable=False, timeout_seconds=10)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(SEED[0]))
+        found = await MetadataStore(engine).get_file("default", "file-11", NOW)
+        assert found is not None and found.id == "file-11"
+        [[cached]] = await reader_for(engine).rows(text("SELECT count(*) FROM pg_prepared_statements"), {})
+        assert cached == 0  # asyncpg's cache off, as SQLAlchemy's is
+    finally:
+        await dispose(engine)
+
+
 def _node_types(node: dict[str, Any]) -> list[str]:
     return [node["Node Type"], *(t for child in node.get("Plans", []) for t in _node_types(child))]
